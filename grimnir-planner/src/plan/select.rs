@@ -1,0 +1,353 @@
+//! Choosing the next item for a smart block: order, separation, quotas, fit, and the documented
+//! order in which rules are loosened when nothing satisfies them all.
+
+use std::ops::Bound::{Excluded, Unbounded};
+use std::sync::Arc;
+
+use rand_chacha::ChaCha8Rng;
+
+use super::fill::Ctx;
+use super::index::{Index, Pool};
+use crate::block::{Order, Window};
+use crate::rng::{below, chacha};
+use crate::time::Instant;
+use crate::timeline::{Relaxation, Rule};
+
+/// The loosening steps, in order: level `n` drops the first `n` of these.
+const LEVELS: [Relaxation; 7] = [
+    Relaxation::AlbumSeparation,
+    Relaxation::ArtistSeparationHalved,
+    Relaxation::ArtistSeparation,
+    Relaxation::Quotas,
+    Relaxation::TitleSeparationHalved,
+    Relaxation::TitleSeparation,
+    Relaxation::RepeatInRun,
+];
+
+/// Random draws tried before a full scan of the pool.
+const DRAWS: u32 = 16;
+/// Acceptable candidates looked at when choosing the one that best fits the remaining time.
+const FIT_CANDIDATES: usize = 24;
+
+/// How much time is left for the block and how strictly it must be met.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fit {
+    /// Milliseconds from now to the goal (the target or the hard end).
+    pub want: i64,
+    pub tolerance: i64,
+    /// The goal is a hard end (the item crossing it is cut).
+    pub hard: bool,
+    /// The last item may run past a soft target.
+    pub allow_overrun: bool,
+}
+
+/// What one run of a block has chosen so far, for quotas and no-repeat.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunState {
+    used: Vec<u32>,
+    artists: Vec<(u32, u32)>,
+    albums: Vec<(u32, u32)>,
+    shares: Vec<u32>,
+    count: u32,
+}
+
+impl RunState {
+    pub(crate) fn new(shares: usize) -> Self {
+        RunState { shares: vec![0; shares], ..RunState::default() }
+    }
+
+    pub(crate) fn add(&mut self, item: u32, index: &Index, shares: &[(String, Option<f64>, Option<f64>)]) {
+        let i = item as usize;
+        self.used.push(item);
+        self.count += 1;
+        for &a in index.artists[i].iter() {
+            bump(&mut self.artists, a);
+        }
+        if let Some(a) = index.album[i] {
+            bump(&mut self.albums, a);
+        }
+        for (k, (tag, ..)) in shares.iter().enumerate() {
+            if index.text[i].has_tag(tag) {
+                self.shares[k] += 1;
+            }
+        }
+    }
+}
+
+fn bump(counts: &mut Vec<(u32, u32)>, key: u32) {
+    match counts.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, n)) => *n += 1,
+        None => counts.push((key, 1)),
+    }
+}
+
+fn count(counts: &[(u32, u32)], key: u32) -> u32 {
+    counts.iter().find(|(k, _)| *k == key).map_or(0, |(_, n)| *n)
+}
+
+/// The item chosen, which block's pool it came from, and what it took.
+pub(crate) struct Choice {
+    pub item: u32,
+    /// The block whose pool supplied the item (the requested one, or a filler).
+    pub block: usize,
+    pub relaxed: Vec<Relaxation>,
+    /// Candidates turned down under the block's own rules, by [`Rule::ALL`] position.
+    pub rejected: [u32; 7],
+}
+
+impl Ctx<'_> {
+    /// Chooses an item for `block`, loosening rules in the documented order and finally
+    /// borrowing from the station filler and the whole library. `None` only when no item can
+    /// play at all.
+    pub(crate) fn select(&mut self, block: usize, run: &RunState, t: Instant, fit: Fit, seed: u64) -> Option<Choice> {
+        let mut chain = vec![block];
+        for b in [self.p.filler, self.p.library_filler] {
+            if !chain.contains(&b) {
+                chain.push(b);
+            }
+        }
+        let mut rejected = [0u32; 7];
+        for (n, &b) in chain.iter().enumerate() {
+            let pool = self.pool(b);
+            if pool.items.is_empty() {
+                continue;
+            }
+            let mut rng = chacha(seed ^ n as u64);
+            for level in 0..=LEVELS.len() {
+                let counts = (n == 0 && level == 0).then_some(&mut rejected);
+                if let Some(item) = self.search(b, block, &pool, level, run, t, fit, &mut rng, counts) {
+                    let mut relaxed = Vec::with_capacity(level + 1);
+                    if n > 0 {
+                        relaxed.push(Relaxation::Filter);
+                    }
+                    relaxed.extend_from_slice(&LEVELS[..level]);
+                    relaxed.sort();
+                    return Some(Choice { item, block: b, relaxed, rejected });
+                }
+            }
+        }
+        None
+    }
+
+    fn pool(&mut self, b: usize) -> Arc<Pool> {
+        if let Some(pool) = &self.p.blocks[b].pool {
+            return Arc::clone(pool);
+        }
+        if let Some(pool) = &self.pools[b] {
+            return Arc::clone(pool);
+        }
+        let block = &self.p.blocks[b];
+        let pool = Pool::build(&block.def, block.filter.as_ref(), &self.p.library, &self.p.index, self.now);
+        self.pools[b] = Some(Arc::clone(&pool));
+        pool
+    }
+
+    /// Walks the pool of block `b` in its order and returns the first acceptable candidate, or
+    /// the best fit among the first few when the pick will close the block.
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &mut self,
+        b: usize,
+        asked: usize,
+        pool: &Pool,
+        level: usize,
+        run: &RunState,
+        t: Instant,
+        fit: Fit,
+        rng: &mut ChaCha8Rng,
+        mut rejected: Option<&mut [u32; 7]>,
+    ) -> Option<u32> {
+        let n = pool.items.len();
+        let mut found: Vec<u32> = Vec::new();
+        let mut consider = |ctx: &Ctx<'_>, c: u32| -> bool {
+            if found.contains(&c) {
+                return false;
+            }
+            match ctx.accept(b, asked, c, level, run, t, n) {
+                Ok(()) => {
+                    found.push(c);
+                    // Without a fit to look for, the first acceptable candidate wins.
+                    found.len() >= FIT_CANDIDATES || !ctx.needs_fit(c, fit)
+                }
+                Err(rule) => {
+                    if let Some(r) = rejected.as_deref_mut() {
+                        r[rule as usize] += 1;
+                    }
+                    false
+                }
+            }
+        };
+        let order = &self.p.blocks[b].def.order;
+        match order {
+            Order::LeastRecentlyPlayed => {
+                let mut set = self.lrp[b].take().unwrap_or_else(|| {
+                    pool.items.iter().map(|&i| (self.last_played[i as usize], i)).collect()
+                });
+                let mut cursor: Option<(Instant, u32)> = None;
+                loop {
+                    let next = match cursor {
+                        None => set.iter().next().copied(),
+                        Some(k) => set.range((Excluded(k), Unbounded)).next().copied(),
+                    };
+                    let Some((key, i)) = next else { break };
+                    cursor = Some((key, i));
+                    let actual = self.last_played[i as usize];
+                    if actual != key {
+                        // Played since the set was ordered: move it to where it now belongs;
+                        // the walk reaches it again there.
+                        set.remove(&(key, i));
+                        set.insert((actual, i));
+                        continue;
+                    }
+                    if consider(self, i) {
+                        break;
+                    }
+                }
+                self.lrp[b] = Some(set);
+            }
+            Order::Newest | Order::Oldest => {
+                for &c in &pool.items {
+                    if consider(self, c) {
+                        break;
+                    }
+                }
+            }
+            Order::Random | Order::WeightedRotation(_) => {
+                let mut done = false;
+                for _ in 0..DRAWS {
+                    let at = if pool.cumulative.is_empty() {
+                        below(rng, n as u64) as usize
+                    } else {
+                        let total = pool.cumulative[n - 1];
+                        let r = below(rng, total);
+                        pool.cumulative.partition_point(|&c| c <= r)
+                    };
+                    if consider(self, pool.items[at]) {
+                        done = true;
+                        break;
+                    }
+                }
+                if !done {
+                    let start = below(rng, n as u64) as usize;
+                    for k in 0..n {
+                        if consider(self, pool.items[(start + k) % n]) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.best_fit(&found, fit)
+    }
+
+    /// Entry length of item `c` if it is not cut: its playable length less its crossfade.
+    fn effective_len(&self, c: u32) -> i64 {
+        let len = self.p.index.playable[c as usize];
+        let media = &self.p.library.items[c as usize];
+        let overlap = media
+            .crossfade
+            .unwrap_or(self.p.config.station.crossfade)
+            .min(crate::time::Millis::from_millis(len.as_millis() / 2));
+        len.signed() - overlap.signed()
+    }
+
+    /// Whether taking `c` would close the block, so that a better-fitting item is worth a look.
+    fn needs_fit(&self, c: u32, fit: Fit) -> bool {
+        !fit.allow_overrun && self.effective_len(c) >= fit.want - fit.tolerance
+    }
+
+    fn best_fit(&self, found: &[u32], fit: Fit) -> Option<u32> {
+        let first = *found.first()?;
+        if found.len() == 1 || !self.needs_fit(first, fit) {
+            return Some(first);
+        }
+        if fit.hard {
+            // Prefer an item the hard end cuts by no more than the tolerance, then the least cut;
+            // an item ending early leaves a gap another item must fill.
+            let len = |c: u32| self.p.index.playable[c as usize].signed();
+            if let Some(&c) = found.iter().find(|&&c| (fit.want..=fit.want + fit.tolerance).contains(&len(c))) {
+                return Some(c);
+            }
+            return found.iter().filter(|&&c| len(c) >= fit.want).min_by_key(|&&c| len(c)).copied().or(Some(first));
+        }
+        let within = |c: u32| (self.effective_len(c) - fit.want).abs() <= fit.tolerance;
+        if let Some(&c) = found.iter().find(|&&c| within(c)) {
+            return Some(c);
+        }
+        // Nothing lands inside the tolerance: rather end early (the next pick continues) than
+        // overrun the target.
+        found.iter().find(|&&c| self.effective_len(c) <= fit.want + fit.tolerance).copied().or(Some(first))
+    }
+
+    /// Checks candidate `c` for block `b` at loosening `level`; quotas and no-repeat are those of
+    /// the block that was asked (`asked`), which may differ when a filler supplies the item.
+    #[allow(clippy::too_many_arguments)]
+    fn accept(&self, b: usize, asked: usize, c: u32, level: usize, run: &RunState, t: Instant, pool_len: usize) -> Result<(), Rule> {
+        let i = c as usize;
+        let index = &self.p.index;
+        if level < 7 {
+            if run.used.contains(&c) {
+                return Err(Rule::RepeatInRun);
+            }
+        } else if pool_len > 1 && self.last_item == Some(c) {
+            return Err(Rule::RepeatInRun);
+        }
+        let sep = &self.p.blocks[b].def.separation;
+        let title = match level {
+            0..=4 => Some((sep.title, false)),
+            5 => Some((sep.title, true)),
+            _ => None,
+        };
+        if let Some((w, halve)) = title {
+            if self.too_close(self.title_last[index.title[i] as usize], w, halve, t) {
+                return Err(Rule::TitleSeparation);
+            }
+        }
+        if level < 3 {
+            for &a in index.artists[i].iter() {
+                if self.too_close(self.artist_last[a as usize], sep.artist, level >= 2, t) {
+                    return Err(Rule::ArtistSeparation);
+                }
+            }
+        }
+        if level < 1 {
+            if let Some(a) = index.album[i] {
+                if self.too_close(self.album_last[a as usize], sep.album, false, t) {
+                    return Err(Rule::AlbumSeparation);
+                }
+            }
+        }
+        if level < 4 {
+            let blk = &self.p.blocks[asked];
+            if let Some(max) = blk.max_per_artist {
+                if index.artists[i].iter().any(|&a| count(&run.artists, a) >= max) {
+                    return Err(Rule::MaxPerArtist);
+                }
+            }
+            if let (Some(max), Some(a)) = (blk.max_per_album, index.album[i]) {
+                if count(&run.albums, a) >= max {
+                    return Err(Rule::MaxPerAlbum);
+                }
+            }
+            let n = f64::from(run.count + 1);
+            for (k, (tag, at_least, at_most)) in blk.shares.iter().enumerate() {
+                let tagged = run.shares[k] + u32::from(index.text[i].has_tag(tag));
+                // The share holds at every point of the run, to the nearest whole item.
+                let low = at_least.map_or(0.0, |p| (p * n / 100.0).floor());
+                let high = at_most.map_or(f64::MAX, |p| (p * n / 100.0).ceil());
+                let tagged = f64::from(tagged);
+                if tagged < low || tagged > high {
+                    return Err(Rule::TagShare);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn too_close(&self, last: Option<(Instant, u64)>, w: Window, halve: bool, t: Instant) -> bool {
+        let Some((at, play)) = last else { return false };
+        let (minutes, items) = if halve { (w.minutes / 2, w.items / 2) } else { (w.minutes, w.items) };
+        let between = self.plays.saturating_sub(play + 1);
+        (minutes > 0 && t - at < i64::from(minutes) * 60_000) || (items > 0 && between < u64::from(items))
+    }
+}

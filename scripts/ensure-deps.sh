@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Installs what `make test` and `make run` need, and only what is missing.
+# Target: a fresh Debian 12 / Ubuntu machine with a rustup toolchain.
+# Quiet and quick when everything is already present.
+set -euo pipefail
+
+# Debian packages the build needs. Later work adds GStreamer, ffmpeg, sox, icecast2.
+DEB_PACKAGES="build-essential pkg-config"
+
+# mdbook: the book's build is checked against this minor version.
+MDBOOK_SERIES="0.5"
+
+log() { printf 'ensure-deps: %s\n' "$*"; }
+
+# Run as root directly, otherwise through sudo when it exists.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        log "need root to run: $*" >&2
+        log "sudo is not installed; run this script as root" >&2
+        exit 1
+    fi
+}
+
+deb_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+ensure_deb_packages() {
+    local missing=()
+    local pkg
+    for pkg in $DEB_PACKAGES; do
+        deb_installed "$pkg" || missing+=("$pkg")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+ensure_rust_components() {
+    if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
+        return 0
+    fi
+    log "adding rustup components: rustfmt clippy"
+    rustup component add rustfmt clippy
+}
+
+ensure_mdbook() {
+    local version
+    # `mdbook --version` prints e.g. "mdbook v0.5.4".
+    version="$(mdbook --version 2>/dev/null | awk '{print $2}' | sed 's/^v//')" || version=""
+    case "$version" in
+        "$MDBOOK_SERIES".*) return 0 ;;
+    esac
+
+    log "installing mdbook ${MDBOOK_SERIES} (found: ${version:-none}); this compiles from source"
+    # Only the `search` feature: the `serve` and `watch` features pull in tokio, axum and
+    # notify, which roughly double the compile time and are not needed to build the book.
+    cargo install --locked mdbook --version "^${MDBOOK_SERIES}" \
+        --no-default-features --features search
+}
+
+ensure_deb_packages
+ensure_rust_components
+ensure_mdbook
