@@ -27,7 +27,11 @@ impl Format {
 fn parse<T: serde::de::DeserializeOwned>(what: &'static str, text: &str, format: Format) -> Result<T> {
     match format {
         #[cfg(feature = "yaml")]
-        Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| Error::Parse { what, message: e.to_string() }),
+        // Enums are written as one-key maps (`{smart_block: jazz}`) rather than YAML tags.
+        Format::Yaml => serde_yaml_ng::with::singleton_map_recursive::deserialize(
+            serde_yaml_ng::Deserializer::from_str(text),
+        )
+        .map_err(|e| Error::Parse { what, message: e.to_string() }),
         #[cfg(feature = "json")]
         Format::Json => serde_json::from_str(text).map_err(|e| Error::Parse { what, message: e.to_string() }),
         #[allow(unreachable_patterns)]

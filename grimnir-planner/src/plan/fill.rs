@@ -417,7 +417,9 @@ impl<'p> Ctx<'p> {
         let clock = &p.clocks[c];
         // The instant at which the template's 00:00 is (or would be) on the wall.
         let origin = frame.wall.start - frame.wall.offset;
-        let part_way = resume.is_none() && from > frame.start;
+        // Part way into the template: a window or show ending mid-hour, or a DST change that
+        // skips the first half hour (Lord Howe Island).
+        let part_way = resume.is_none() && from > origin;
         let mut t = from;
         for (ri, (anchor, range)) in clock.runs.iter().enumerate() {
             let template_end = clock.runs.get(ri + 1).map_or(super::hour_ms(), |r| r.0);

@@ -78,6 +78,29 @@ pub(crate) struct Pool {
     pub items: Vec<u32>,
     /// Running sum of integer weights, for weighted rotation.
     pub cumulative: Vec<u64>,
+    /// Entry lengths (playable length less crossfade) of the items, ascending, in ms: lets the
+    /// fit look one item ahead.
+    pub lengths: Vec<i64>,
+}
+
+impl Pool {
+    /// Whether some item of the pool has an entry length in `lo..=hi`.
+    pub(crate) fn has_length_in(&self, lo: i64, hi: i64) -> bool {
+        let at = self.lengths.partition_point(|&l| l < lo);
+        self.lengths.get(at).is_some_and(|&l| l <= hi)
+    }
+
+    /// The longest entry length in the pool.
+    pub(crate) fn longest(&self) -> i64 {
+        self.lengths.last().copied().unwrap_or(0)
+    }
+}
+
+/// Entry length of an item that is not cut: playable length less its crossfade into the next.
+pub(crate) fn entry_len(item: &crate::media::MediaItem, station_crossfade: Millis) -> i64 {
+    let len = item.playable();
+    let overlap = item.crossfade.unwrap_or(station_crossfade).min(Millis::from_millis(len.as_millis() / 2));
+    len.signed() - overlap.signed()
 }
 
 impl Pool {
@@ -87,6 +110,7 @@ impl Pool {
         library: &Library,
         index: &Index,
         now: Instant,
+        crossfade: Millis,
     ) -> Arc<Pool> {
         let mut items: Vec<u32> = (0..library.items.len() as u32)
             .filter(|&i| {
@@ -121,6 +145,9 @@ impl Pool {
             }
             Order::Random | Order::LeastRecentlyPlayed => {}
         }
-        Arc::new(Pool { items, cumulative })
+        let mut lengths: Vec<i64> =
+            items.iter().map(|&i| entry_len(&library.items[i as usize], crossfade)).collect();
+        lengths.sort_unstable();
+        Arc::new(Pool { items, cumulative, lengths })
     }
 }

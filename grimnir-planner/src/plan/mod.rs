@@ -193,6 +193,7 @@ impl Planner {
         config.validate()?;
         library.validate()?;
         let index = Index::new(&library);
+        let crossfade = config.station.crossfade;
         let block_at = |field: &str, id: &BlockId| -> Result<usize> {
             config
                 .smart_blocks
@@ -212,12 +213,12 @@ impl Planner {
         };
 
         let mut blocks: Vec<CBlock> =
-            config.smart_blocks.iter().map(|b| CBlock::new(b.clone(), &library, &index)).collect();
+            config.smart_blocks.iter().map(|b| CBlock::new(b.clone(), &library, &index, crossfade)).collect();
         let library_filler = blocks.len();
         let mut whole = SmartBlock::new("(library)", None);
         whole.name = "Whole library".into();
         whole.order = crate::block::Order::LeastRecentlyPlayed;
-        blocks.push(CBlock::new(whole, &library, &index));
+        blocks.push(CBlock::new(whole, &library, &index, crossfade));
         let filler = match &config.station.filler {
             Some(id) => block_at("station.filler", id)?,
             None => library_filler,
@@ -381,10 +382,10 @@ impl Planner {
 }
 
 impl CBlock {
-    fn new(def: SmartBlock, library: &Library, index: &Index) -> CBlock {
+    fn new(def: SmartBlock, library: &Library, index: &Index, crossfade: Millis) -> CBlock {
         let filter = def.filter.as_ref().map(crate::filter::Filter::compile);
         let uses_now = def.filter.as_ref().is_some_and(crate::filter::Filter::uses_now);
-        let pool = (!uses_now).then(|| Pool::build(&def, filter.as_ref(), library, index, 0));
+        let pool = (!uses_now).then(|| Pool::build(&def, filter.as_ref(), library, index, 0, crossfade));
         let mut shares = Vec::new();
         let (mut max_per_artist, mut max_per_album) = (None, None);
         for q in &def.quotas {

@@ -137,7 +137,8 @@ impl Ctx<'_> {
             return Arc::clone(pool);
         }
         let block = &self.p.blocks[b];
-        let pool = Pool::build(&block.def, block.filter.as_ref(), &self.p.library, &self.p.index, self.now);
+        let crossfade = self.p.config.station.crossfade;
+        let pool = Pool::build(&block.def, block.filter.as_ref(), &self.p.library, &self.p.index, self.now, crossfade);
         self.pools[b] = Some(Arc::clone(&pool));
         pool
     }
@@ -167,7 +168,7 @@ impl Ctx<'_> {
                 Ok(()) => {
                     found.push(c);
                     // Without a fit to look for, the first acceptable candidate wins.
-                    found.len() >= FIT_CANDIDATES || !ctx.needs_fit(c, fit)
+                    found.len() >= FIT_CANDIDATES || !ctx.near_end(c, fit, pool)
                 }
                 Err(rule) => {
                     if let Some(r) = rejected.as_deref_mut() {
@@ -237,46 +238,52 @@ impl Ctx<'_> {
                 }
             }
         }
-        self.best_fit(&found, fit)
+        self.best_fit(&found, fit, pool)
     }
 
     /// Entry length of item `c` if it is not cut: its playable length less its crossfade.
     fn effective_len(&self, c: u32) -> i64 {
-        let len = self.p.index.playable[c as usize];
-        let media = &self.p.library.items[c as usize];
-        let overlap = media
-            .crossfade
-            .unwrap_or(self.p.config.station.crossfade)
-            .min(crate::time::Millis::from_millis(len.as_millis() / 2));
-        len.signed() - overlap.signed()
+        super::index::entry_len(&self.p.library.items[c as usize], self.p.config.station.crossfade)
     }
 
-    /// Whether taking `c` would close the block, so that a better-fitting item is worth a look.
-    fn needs_fit(&self, c: u32, fit: Fit) -> bool {
-        !fit.allow_overrun && self.effective_len(c) >= fit.want - fit.tolerance
+    /// Whether, after `c`, at most one more item would be needed to reach the goal: from then
+    /// on the choice is worth making with the end in view.
+    fn near_end(&self, c: u32, fit: Fit, pool: &Pool) -> bool {
+        !fit.allow_overrun && self.effective_len(c) + pool.longest() >= fit.want - fit.tolerance
     }
 
-    fn best_fit(&self, found: &[u32], fit: Fit) -> Option<u32> {
+    /// Among acceptable candidates (in preference order), the one that lands best on the goal:
+    /// one that closes the run within the tolerance; else one after which some item of the pool
+    /// can close it; else the one that needs the least cutting; else the first.
+    fn best_fit(&self, found: &[u32], fit: Fit, pool: &Pool) -> Option<u32> {
         let first = *found.first()?;
-        if found.len() == 1 || !self.needs_fit(first, fit) {
+        if found.len() == 1 || !self.near_end(first, fit, pool) {
             return Some(first);
         }
-        if fit.hard {
-            // Prefer an item the hard end cuts by no more than the tolerance, then the least cut;
-            // an item ending early leaves a gap another item must fill.
-            let len = |c: u32| self.p.index.playable[c as usize].signed();
-            if let Some(&c) = found.iter().find(|&&c| (fit.want..=fit.want + fit.tolerance).contains(&len(c))) {
-                return Some(c);
-            }
-            return found.iter().filter(|&&c| len(c) >= fit.want).min_by_key(|&&c| len(c)).copied().or(Some(first));
-        }
-        let within = |c: u32| (self.effective_len(c) - fit.want).abs() <= fit.tolerance;
-        if let Some(&c) = found.iter().find(|&&c| within(c)) {
+        let (want, tol) = (fit.want, fit.tolerance);
+        let audio = |c: u32| self.p.index.playable[c as usize].signed();
+        let eff = |c: u32| self.effective_len(c);
+        // A hard end cuts the audio; a soft target is met by the entry's length.
+        let closes = |c: u32| {
+            if fit.hard { (want..=want + tol).contains(&audio(c)) } else { (eff(c) - want).abs() <= tol }
+        };
+        if let Some(&c) = found.iter().find(|&&c| closes(c)) {
             return Some(c);
+        }
+        let sets_up_close = |c: u32| {
+            let rest = want - eff(c);
+            rest > 0
+                && if fit.hard { pool.has_length_in(rest, rest + tol) } else { pool.has_length_in(rest - tol, rest + tol) }
+        };
+        if let Some(&c) = found.iter().find(|&&c| sets_up_close(c)) {
+            return Some(c);
+        }
+        if fit.hard {
+            return found.iter().filter(|&&c| audio(c) >= want).min_by_key(|&&c| audio(c)).copied().or(Some(first));
         }
         // Nothing lands inside the tolerance: rather end early (the next pick continues) than
         // overrun the target.
-        found.iter().find(|&&c| self.effective_len(c) <= fit.want + fit.tolerance).copied().or(Some(first))
+        found.iter().find(|&&c| eff(c) <= want + tol).copied().or(Some(first))
     }
 
     /// Checks candidate `c` for block `b` at loosening `level`; quotas and no-repeat are those of
