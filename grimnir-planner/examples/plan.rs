@@ -32,7 +32,12 @@ struct Args {
 }
 
 fn parse_local(text: &str) -> anyhow::Result<NaiveDateTime> {
-    for format in ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
+    for format in [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
             return Ok(t);
         }
@@ -48,8 +53,16 @@ fn parse_args() -> anyhow::Result<Args> {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
             "--from" => from = Some(parse_local(&value("--from")?)?),
-            "--hours" => hours = value("--hours")?.parse().context("--hours takes a whole number")?,
-            "--seed" => seed = value("--seed")?.parse().context("--seed takes a whole number")?,
+            "--hours" => {
+                hours = value("--hours")?
+                    .parse()
+                    .context("--hours takes a whole number")?
+            }
+            "--seed" => {
+                seed = value("--seed")?
+                    .parse()
+                    .context("--seed takes a whole number")?
+            }
             "--explain" => explain = Some(parse_local(&value("--explain")?)?),
             "--json" => json = true,
             "-h" | "--help" => {
@@ -66,7 +79,15 @@ fn parse_args() -> anyhow::Result<Args> {
     let [station, library]: [PathBuf; 2] = positional
         .try_into()
         .map_err(|_| anyhow::anyhow!("expected a station file and a library file (try --help)"))?;
-    Ok(Args { station, library, from, hours, seed, json, explain })
+    Ok(Args {
+        station,
+        library,
+        from,
+        hours,
+        seed,
+        json,
+        explain,
+    })
 }
 
 fn read(path: &PathBuf) -> anyhow::Result<String> {
@@ -75,18 +96,25 @@ fn read(path: &PathBuf) -> anyhow::Result<String> {
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let config = StationConfig::from_str_as(&read(&args.station)?, Format::from_path(&args.station))
-        .with_context(|| format!("in {}", args.station.display()))?;
+    let config =
+        StationConfig::from_str_as(&read(&args.station)?, Format::from_path(&args.station))
+            .with_context(|| format!("in {}", args.station.display()))?;
     let library = Library::from_str_as(&read(&args.library)?, Format::from_path(&args.library))
         .with_context(|| format!("in {}", args.library.display()))?;
     let tz = config.station.timezone;
-    let planner = Planner::new(config, library).context("the station and library do not fit together")?;
+    let planner =
+        Planner::new(config, library).context("the station and library do not fit together")?;
 
     let from_local = match args.from {
         Some(t) => t,
         None => {
-            let now = chrono::DateTime::<Utc>::from(std::time::SystemTime::now()).with_timezone(&tz).naive_local();
-            now.with_minute(0).and_then(|t| t.with_second(0)).and_then(|t| t.with_nanosecond(0)).unwrap_or(now)
+            let now = chrono::DateTime::<Utc>::from(std::time::SystemTime::now())
+                .with_timezone(&tz)
+                .naive_local();
+            now.with_minute(0)
+                .and_then(|t| t.with_second(0))
+                .and_then(|t| t.with_nanosecond(0))
+                .unwrap_or(now)
         }
     };
     let start = tz
@@ -115,7 +143,12 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&json_line(entry))?);
         }
     } else {
-        print_table(&timeline.entries, tz, planner.config().station.name.as_str(), args.hours);
+        print_table(
+            &timeline.entries,
+            tz,
+            planner.config().station.name.as_str(),
+            args.hours,
+        );
     }
 
     let counts = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
@@ -126,7 +159,10 @@ fn main() -> anyhow::Result<()> {
         counts(Severity::Warning),
         counts(Severity::Info)
     );
-    for d in diagnostics.iter().filter(|d| d.severity >= Severity::Warning) {
+    for d in diagnostics
+        .iter()
+        .filter(|d| d.severity >= Severity::Warning)
+    {
         eprintln!("  {d}");
     }
     Ok(())
@@ -135,7 +171,13 @@ fn main() -> anyhow::Result<()> {
 /// The flat JSON shape of one entry, for scripts and the engine's render mode.
 fn json_line(e: &Entry) -> serde_json::Value {
     let (media, artist, title, cue_in, cue_out) = match &e.source {
-        Source::Media { id, title, artists, cue_in, cue_out } => (
+        Source::Media {
+            id,
+            title,
+            artists,
+            cue_in,
+            cue_out,
+        } => (
             Some(id.as_str()),
             Some(artists.join(", ")),
             Some(title.clone()),
@@ -161,10 +203,19 @@ fn json_line(e: &Entry) -> serde_json::Value {
 }
 
 fn print_table(entries: &[Entry], tz: chrono_tz::Tz, name: &str, hours: u32) {
-    println!("{name}: {hours} hours from {}", entries.first().map_or_else(String::new, |e| {
-        e.start.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z").to_string()
-    }));
-    println!("{:<20} {:>8}  {:<4} {:<13} {:<22} what", "local start", "length", "tier", "kind", "from");
+    println!(
+        "{name}: {hours} hours from {}",
+        entries.first().map_or_else(String::new, |e| {
+            e.start
+                .with_timezone(&tz)
+                .format("%a %Y-%m-%d %H:%M %Z")
+                .to_string()
+        })
+    );
+    println!(
+        "{:<20} {:>8}  {:<4} {:<13} {:<22} what",
+        "local start", "length", "tier", "kind", "from"
+    );
     let mut day = None;
     for e in entries {
         let local = e.start.with_timezone(&tz);
@@ -206,5 +257,7 @@ fn print_table(entries: &[Entry], tz: chrono_tz::Tz, name: &str, hours: u32) {
             from,
         );
     }
-    println!("✂ cut at a hard boundary with a fade   ≈ a rule was loosened to fill the air (--explain shows which)");
+    println!(
+        "✂ cut at a hard boundary with a fade   ≈ a rule was loosened to fill the air (--explain shows which)"
+    );
 }

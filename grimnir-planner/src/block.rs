@@ -19,7 +19,10 @@ pub struct SmartBlock {
     #[cfg_attr(feature = "serde", serde(default))]
     pub name: String,
     /// Which items may play; every item when absent.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub filter: Option<Filter>,
     /// Preference among eligible items.
     #[cfg_attr(feature = "serde", serde(default))]
@@ -28,7 +31,10 @@ pub struct SmartBlock {
     #[cfg_attr(feature = "serde", serde(default))]
     pub separation: Separation,
     /// Mix rules within one run of the block.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub quotas: Vec<Quota>,
     /// How long one run of the block lasts when a clock slot does not say.
     #[cfg_attr(feature = "serde", serde(default))]
@@ -138,10 +144,18 @@ impl Window {
     fn validate(&self, at: &str) -> Result<()> {
         // A week is already far beyond what any library can honour; larger values are typos.
         if self.minutes > 7 * 24 * 60 {
-            return Err(Error::invalid(format!("{at}.minutes"), self.minutes, "at most 10080 (one week)"));
+            return Err(Error::invalid(
+                format!("{at}.minutes"),
+                self.minutes,
+                "at most 10080 (one week)",
+            ));
         }
         if self.items > 10_000 {
-            return Err(Error::invalid(format!("{at}.items"), self.items, "at most 10000"));
+            return Err(Error::invalid(
+                format!("{at}.items"),
+                self.items,
+                "at most 10000",
+            ));
         }
         Ok(())
     }
@@ -167,14 +181,21 @@ pub struct Separation {
 
 impl Default for Separation {
     fn default() -> Self {
-        Separation { artist: Window::new(20, 0), title: Window::new(60, 0), album: Window::default() }
+        Separation {
+            artist: Window::new(20, 0),
+            title: Window::new(60, 0),
+            album: Window::default(),
+        }
     }
 }
 
 impl Separation {
     /// No separation at all.
-    pub const NONE: Separation =
-        Separation { artist: Window::new(0, 0), title: Window::new(0, 0), album: Window::new(0, 0) };
+    pub const NONE: Separation = Separation {
+        artist: Window::new(0, 0),
+        title: Window::new(0, 0),
+        album: Window::new(0, 0),
+    };
 
     fn validate(&self, at: &str) -> Result<()> {
         self.artist.validate(&format!("{at}.artist"))?;
@@ -210,15 +231,27 @@ pub enum Quota {
 impl Quota {
     fn validate(&self, at: &str) -> Result<()> {
         match self {
-            Quota::MaxPerArtist(0) => {
-                Err(Error::invalid(format!("{at}.max_per_artist"), 0, "must be at least 1"))
-            }
-            Quota::MaxPerAlbum(0) => {
-                Err(Error::invalid(format!("{at}.max_per_album"), 0, "must be at least 1"))
-            }
-            Quota::TagShare { tag, at_least, at_most } => {
+            Quota::MaxPerArtist(0) => Err(Error::invalid(
+                format!("{at}.max_per_artist"),
+                0,
+                "must be at least 1",
+            )),
+            Quota::MaxPerAlbum(0) => Err(Error::invalid(
+                format!("{at}.max_per_album"),
+                0,
+                "must be at least 1",
+            )),
+            Quota::TagShare {
+                tag,
+                at_least,
+                at_most,
+            } => {
                 if tag.trim().is_empty() {
-                    return Err(Error::invalid(format!("{at}.tag_share.tag"), "\"\"", "empty tag"));
+                    return Err(Error::invalid(
+                        format!("{at}.tag_share.tag"),
+                        "\"\"",
+                        "empty tag",
+                    ));
                 }
                 for (name, v) in [("at_least", at_least), ("at_most", at_most)] {
                     if let Some(v) = v {
@@ -281,10 +314,18 @@ impl Default for TargetDuration {
 impl TargetDuration {
     fn validate(&self, at: &str) -> Result<()> {
         if self.target < Millis::from_secs(1) {
-            return Err(Error::invalid(format!("{at}.target"), self.target, "must be at least 1 s"));
+            return Err(Error::invalid(
+                format!("{at}.target"),
+                self.target,
+                "must be at least 1 s",
+            ));
         }
         if self.target > Millis::from_minutes(24 * 60) {
-            return Err(Error::invalid(format!("{at}.target"), self.target, "at most 24 hours"));
+            return Err(Error::invalid(
+                format!("{at}.target"),
+                self.target,
+                "at most 24 hours",
+            ));
         }
         if self.tolerance > self.target {
             return Err(Error::invalid(

@@ -36,19 +36,28 @@ pub struct Slot {
     #[cfg_attr(feature = "serde", serde(flatten))]
     pub kind: SlotKind,
     /// Offset into the hour at which this slot must start exactly (`"30:00"`), if any.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub hard_start: Option<Millis>,
 }
 
 impl Slot {
     /// A soft slot (starts when the previous one ends).
     pub fn new(kind: SlotKind) -> Self {
-        Slot { kind, hard_start: None }
+        Slot {
+            kind,
+            hard_start: None,
+        }
     }
 
     /// A slot that starts exactly `offset` into the hour.
     pub fn hard(kind: SlotKind, offset: Millis) -> Self {
-        Slot { kind, hard_start: Some(offset) }
+        Slot {
+            kind,
+            hard_start: Some(offset),
+        }
     }
 }
 
@@ -63,7 +72,10 @@ pub enum SlotKind {
         /// The block.
         block: BlockId,
         /// Overrides the block's target length for this slot.
-        #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, skip_serializing_if = "Option::is_none")
+        )]
         duration: Option<Millis>,
     },
     /// One fixed item (a station ID, a feature).
@@ -110,7 +122,11 @@ impl Clock {
     pub fn validate(&self, at: &str) -> Result<()> {
         check_id(&format!("{at}.id"), self.id.as_str())?;
         if self.slots.is_empty() {
-            return Err(Error::invalid(format!("{at}.slots"), "[]", "a clock needs at least one slot"));
+            return Err(Error::invalid(
+                format!("{at}.slots"),
+                "[]",
+                "a clock needs at least one slot",
+            ));
         }
         let mut last_hard: Option<Millis> = None;
         for (i, slot) in self.slots.iter().enumerate() {
@@ -135,7 +151,9 @@ impl Clock {
                 last_hard = Some(h);
             }
             match &slot.kind {
-                SlotKind::SmartBlock { duration: Some(d), .. } if *d == Millis::ZERO || *d > HOUR => {
+                SlotKind::SmartBlock {
+                    duration: Some(d), ..
+                } if *d == Millis::ZERO || *d > HOUR => {
                     return Err(Error::invalid(
                         format!("{s_at}.smart_block.duration"),
                         d,
@@ -143,7 +161,11 @@ impl Clock {
                     ));
                 }
                 SlotKind::Stopset { items } if items.is_empty() => {
-                    return Err(Error::invalid(format!("{s_at}.stopset.items"), "[]", "empty stopset"));
+                    return Err(Error::invalid(
+                        format!("{s_at}.stopset.items"),
+                        "[]",
+                        "empty stopset",
+                    ));
                 }
                 SlotKind::Webstream { duration, .. } | SlotKind::Live { duration, .. }
                     if *duration == Millis::ZERO || *duration > HOUR =>
@@ -155,7 +177,11 @@ impl Clock {
                     ));
                 }
                 SlotKind::Live { name, .. } if name.trim().is_empty() => {
-                    return Err(Error::invalid(format!("{s_at}.live.name"), "\"\"", "needs a name"));
+                    return Err(Error::invalid(
+                        format!("{s_at}.live.name"),
+                        "\"\"",
+                        "needs a name",
+                    ));
                 }
                 _ => {}
             }
@@ -182,10 +208,16 @@ impl Clock {
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct WeeklyGrid {
     /// The clock for hours no rule covers.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub default: Option<ClockId>,
     /// Assignments, applied in order.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub rules: Vec<GridRule>,
 }
 
@@ -231,7 +263,11 @@ pub struct DatedOverride {
 
 pub(crate) fn check_hours(at: &str, from: u32, to: u32) -> Result<()> {
     if from > 23 {
-        return Err(Error::invalid(format!("{at}.from"), from, "an hour from 0 to 23"));
+        return Err(Error::invalid(
+            format!("{at}.from"),
+            from,
+            "an hour from 0 to 23",
+        ));
     }
     if to > 24 || to <= from {
         return Err(Error::invalid(

@@ -117,17 +117,32 @@ pub enum DiagnosticKind {
 
 impl std::fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {:?}: ", self.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"), self.severity)?;
+        write!(
+            f,
+            "{} {:?}: ",
+            self.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            self.severity
+        )?;
         match &self.kind {
             DiagnosticKind::NoClock { weekday, hour } => {
                 let day = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][*weekday as usize % 7];
-                write!(f, "no clock for {day} {hour:02}:00 local; the station filler played")
+                write!(
+                    f,
+                    "no clock for {day} {hour:02}:00 local; the station filler played"
+                )
             }
             DiagnosticKind::Relaxed { block, relaxation } => {
-                write!(f, "smart block `{block}`: {} to fill the air", relaxation.describe())
+                write!(
+                    f,
+                    "smart block `{block}`: {} to fill the air",
+                    relaxation.describe()
+                )
             }
             DiagnosticKind::NoMedia { length } => {
-                write!(f, "nothing in the library can play; fallback tier for {length}")
+                write!(
+                    f,
+                    "nothing in the library can play; fallback tier for {length}"
+                )
             }
             DiagnosticKind::Trimmed { media, cut, fixed } => write!(
                 f,
@@ -135,7 +150,11 @@ impl std::fmt::Display for Diagnostic {
                 if *fixed { "fixed item" } else { "item" }
             ),
             DiagnosticKind::SlotDropped { clock, slot } => {
-                write!(f, "clock `{clock}` slot {} did not fit and was left out", slot + 1)
+                write!(
+                    f,
+                    "clock `{clock}` slot {} did not fit and was left out",
+                    slot + 1
+                )
             }
             DiagnosticKind::Underfilled { clock, filled } => {
                 write!(f, "clock `{clock}` came up short; filler ran for {filled}")
@@ -143,22 +162,37 @@ impl std::fmt::Display for Diagnostic {
             DiagnosticKind::ShowConflict { show, with } => {
                 write!(f, "show `{show}` overlaps `{with}` and gave way")
             }
-            DiagnosticKind::ShowTimeAdjusted { show, skipped: true } => write!(
+            DiagnosticKind::ShowTimeAdjusted {
+                show,
+                skipped: true,
+            } => write!(
                 f,
                 "show `{show}` starts at a local time skipped by a DST change; it starts when the clocks jump"
             ),
-            DiagnosticKind::ShowTimeAdjusted { show, skipped: false } => write!(
+            DiagnosticKind::ShowTimeAdjusted {
+                show,
+                skipped: false,
+            } => write!(
                 f,
                 "show `{show}` starts at a local time that occurs twice; the first was taken"
             ),
             DiagnosticKind::Underbooked { show, filled } => {
-                write!(f, "show `{show}` ran short; its underbooked policy filled {filled}")
+                write!(
+                    f,
+                    "show `{show}` ran short; its underbooked policy filled {filled}"
+                )
             }
             DiagnosticKind::Overbooked { show, dropped } => {
-                write!(f, "show `{show}` was overbooked; {dropped} item(s) never played")
+                write!(
+                    f,
+                    "show `{show}` was overbooked; {dropped} item(s) never played"
+                )
             }
             DiagnosticKind::UnknownHistory { plays } => {
-                write!(f, "{plays} history play(s) name items not in the library and were ignored")
+                write!(
+                    f,
+                    "{plays} history play(s) name items not in the library and were ignored"
+                )
             }
         }
     }

@@ -56,11 +56,19 @@ impl Error {
         value: impl std::fmt::Display,
         reason: impl Into<String>,
     ) -> Self {
-        Error::Invalid { field: field.into(), value: value.to_string(), reason: reason.into() }
+        Error::Invalid {
+            field: field.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn unknown(field: impl Into<String>, kind: &'static str, id: &str) -> Self {
-        Error::UnknownId { field: field.into(), kind, id: id.to_owned() }
+        Error::UnknownId {
+            field: field.into(),
+            kind,
+            id: id.to_owned(),
+        }
     }
 }
 

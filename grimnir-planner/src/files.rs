@@ -24,16 +24,26 @@ impl Format {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(what: &'static str, text: &str, format: Format) -> Result<T> {
+fn parse<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    text: &str,
+    format: Format,
+) -> Result<T> {
     match format {
         #[cfg(feature = "yaml")]
         // Enums are written as one-key maps (`{smart_block: jazz}`) rather than YAML tags.
         Format::Yaml => serde_yaml_ng::with::singleton_map_recursive::deserialize(
             serde_yaml_ng::Deserializer::from_str(text),
         )
-        .map_err(|e| Error::Parse { what, message: e.to_string() }),
+        .map_err(|e| Error::Parse {
+            what,
+            message: e.to_string(),
+        }),
         #[cfg(feature = "json")]
-        Format::Json => serde_json::from_str(text).map_err(|e| Error::Parse { what, message: e.to_string() }),
+        Format::Json => serde_json::from_str(text).map_err(|e| Error::Parse {
+            what,
+            message: e.to_string(),
+        }),
         #[allow(unreachable_patterns)]
         other => Err(Error::Parse {
             what,
@@ -70,6 +80,9 @@ impl crate::Timeline {
 
     /// Reads a timeline written by [`to_json`](Self::to_json).
     pub fn from_json(text: &str) -> Result<crate::Timeline> {
-        serde_json::from_str(text).map_err(|e| Error::Parse { what: "timeline", message: e.to_string() })
+        serde_json::from_str(text).map_err(|e| Error::Parse {
+            what: "timeline",
+            message: e.to_string(),
+        })
     }
 }

@@ -152,9 +152,17 @@ impl Filter {
         }
         match self {
             Filter::All(list) | Filter::Any(list) => {
-                let name = if matches!(self, Filter::All(_)) { "all" } else { "any" };
+                let name = if matches!(self, Filter::All(_)) {
+                    "all"
+                } else {
+                    "any"
+                };
                 if list.is_empty() {
-                    return Err(Error::invalid(format!("{at}.{name}"), "[]", "needs a condition"));
+                    return Err(Error::invalid(
+                        format!("{at}.{name}"),
+                        "[]",
+                        "needs a condition",
+                    ));
                 }
                 for (i, f) in list.iter().enumerate() {
                     f.validate_depth(&format!("{at}.{name}[{i}]"), depth + 1)?;
@@ -184,7 +192,8 @@ impl Filter {
     /// This is the reference semantics. The planner evaluates a pre-lowercased form of the same
     /// rules; a test checks that the two agree.
     pub fn matches(&self, item: &MediaItem, now: DateTime<Utc>) -> bool {
-        self.compile().matches(&ItemText::of(item), item, to_instant(now))
+        self.compile()
+            .matches(&ItemText::of(item), item, to_instant(now))
     }
 
     /// Whether the answer depends on `now` (then a pool cannot be reused across plans).
@@ -242,7 +251,11 @@ impl TextOp {
             TextOp::EndsWith(s) => ("ends_with", s),
         };
         if s.is_empty() {
-            return Err(Error::invalid(format!("{at}.{name}"), "\"\"", "needs some text to compare"));
+            return Err(Error::invalid(
+                format!("{at}.{name}"),
+                "\"\"",
+                "needs some text to compare",
+            ));
         }
         Ok(())
     }
@@ -257,7 +270,11 @@ impl NumberOp {
             NumberOp::Between(r) => ("between", r),
         };
         if let Some(bad) = vals.iter().find(|v| !v.is_finite()) {
-            return Err(Error::invalid(format!("{at}.{name}"), bad, "must be a finite number"));
+            return Err(Error::invalid(
+                format!("{at}.{name}"),
+                bad,
+                "must be a finite number",
+            ));
         }
         if let NumberOp::Between([lo, hi]) = self {
             if lo > hi {
@@ -316,10 +333,18 @@ impl TagOp {
             TagOp::Exclude(t) => ("exclude", t),
         };
         if tags.is_empty() {
-            return Err(Error::invalid(format!("{at}.{name}"), "[]", "needs at least one tag"));
+            return Err(Error::invalid(
+                format!("{at}.{name}"),
+                "[]",
+                "needs at least one tag",
+            ));
         }
         if let Some(i) = tags.iter().position(|t| t.trim().is_empty()) {
-            return Err(Error::invalid(format!("{at}.{name}[{i}]"), "\"\"", "empty tag"));
+            return Err(Error::invalid(
+                format!("{at}.{name}[{i}]"),
+                "\"\"",
+                "empty tag",
+            ));
         }
         Ok(())
     }
@@ -432,7 +457,11 @@ impl Compiled {
                     TextField::Genre => op.positive(&text.genre),
                     TextField::Mood => op.positive(&text.mood),
                 };
-                if matches!(op, CText::IsNot(_)) { !hit } else { hit }
+                if matches!(op, CText::IsNot(_)) {
+                    !hit
+                } else {
+                    hit
+                }
             }
             Compiled::Number(field, op) => {
                 let v = match field {
@@ -493,17 +522,28 @@ mod tests {
     fn numbers_dates_and_tags() {
         let s = song();
         assert!(Filter::Year(NumberOp::Between([1990.0, 1999.0])).matches(&s, now()));
-        assert!(!Filter::Bpm(NumberOp::Gt(0.0)).matches(&s, now()), "missing field is false");
+        assert!(
+            !Filter::Bpm(NumberOp::Gt(0.0)).matches(&s, now()),
+            "missing field is false"
+        );
         assert!(Filter::Duration(NumberOp::Gt(300.0)).matches(&s, now()));
         let month = Millis::from_secs(30 * 86_400);
         assert!(Filter::AddedAt(DateOp::WithinLast(month)).matches(&s, now()));
-        assert!(Filter::LastPlayed(DateOp::NotWithin(month)).matches(&s, now()), "never played");
+        assert!(
+            Filter::LastPlayed(DateOp::NotWithin(month)).matches(&s, now()),
+            "never played"
+        );
         assert!(Filter::Tags(TagOp::Include(vec!["gold".into(), "new".into()])).matches(&s, now()));
-        assert!(!Filter::Tags(TagOp::IncludeAll(vec!["gold".into(), "new".into()])).matches(&s, now()));
+        assert!(
+            !Filter::Tags(TagOp::IncludeAll(vec!["gold".into(), "new".into()])).matches(&s, now())
+        );
         assert!(!Filter::Tags(TagOp::Exclude(vec!["GOLD".into()])).matches(&s, now()));
         let f = Filter::All(vec![
             Filter::Energy(NumberOp::Lt(0.5)),
-            Filter::Any(vec![Filter::Year(NumberOp::Eq(1991.0)), Filter::Year(NumberOp::Eq(2001.0))]),
+            Filter::Any(vec![
+                Filter::Year(NumberOp::Eq(1991.0)),
+                Filter::Year(NumberOp::Eq(2001.0)),
+            ]),
             Filter::Not(Box::new(Filter::Genre(TextOp::Is("pop".into())))),
         ]);
         assert!(f.matches(&s, now()));
@@ -512,8 +552,14 @@ mod tests {
     #[test]
     fn validation_names_the_path() {
         let f = Filter::All(vec![Filter::Year(NumberOp::Between([2000.0, 1990.0]))]);
-        let e = f.validate("smart_blocks[1].filter").unwrap_err().to_string();
-        assert!(e.contains("smart_blocks[1].filter.all[0].year.between"), "{e}");
+        let e = f
+            .validate("smart_blocks[1].filter")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("smart_blocks[1].filter.all[0].year.between"),
+            "{e}"
+        );
         let mut deep = Filter::Year(NumberOp::Eq(1.0));
         for _ in 0..40 {
             deep = Filter::Not(Box::new(deep));

@@ -71,7 +71,11 @@ typed_id!(
 /// Checks that an id is usable: not empty, no surrounding whitespace, no control characters.
 pub(crate) fn check_id(field: &str, id: &str) -> crate::Result<()> {
     if id.is_empty() {
-        return Err(crate::Error::invalid(field, "\"\"", "an id must not be empty"));
+        return Err(crate::Error::invalid(
+            field,
+            "\"\"",
+            "an id must not be empty",
+        ));
     }
     if id.trim() != id || id.chars().any(char::is_control) {
         return Err(crate::Error::invalid(

@@ -24,48 +24,87 @@ pub struct MediaItem {
     #[cfg_attr(feature = "serde", serde(default))]
     pub artists: Vec<String>,
     /// Album or release title.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub album: Option<String>,
     /// Length of the whole file.
     pub duration: Millis,
     /// Free-form labels (`new`, `power`, `jingle`, `ad`…), compared case-insensitively.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "BTreeSet::is_empty"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "BTreeSet::is_empty")
+    )]
     pub tags: BTreeSet<String>,
     /// Genre.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub genre: Option<String>,
     /// Release year.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub year: Option<i32>,
     /// Tempo in beats per minute.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub bpm: Option<f64>,
     /// Energy from 0.0 (calm) to 1.0 (intense).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub energy: Option<f64>,
     /// Mood label (`upbeat`, `mellow`…).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub mood: Option<String>,
     /// Integrated loudness from analysis, in LUFS.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub lufs: Option<f64>,
     /// Where playback starts, from the start of the file.
     #[cfg_attr(feature = "serde", serde(default))]
     pub cue_in: Millis,
     /// Where playback ends, from the start of the file; the end of the file when absent.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub cue_out: Option<Millis>,
     /// Fade-in length that overrides the station default for this item.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub fade_in: Option<Millis>,
     /// How long this item overlaps the next when it crossfades, overriding the station default.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub crossfade: Option<Millis>,
     /// When the item was added to the library.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub added_at: Option<DateTime<Utc>>,
     /// When the item last played, as the library knows it.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub last_played: Option<DateTime<Utc>>,
 }
 
@@ -120,14 +159,26 @@ impl MediaItem {
     pub fn validate(&self, at: &str) -> Result<()> {
         check_id(&format!("{at}.id"), self.id.as_str())?;
         if self.title.trim().is_empty() {
-            return Err(Error::invalid(format!("{at}.title"), "\"\"", "a title must not be empty"));
+            return Err(Error::invalid(
+                format!("{at}.title"),
+                "\"\"",
+                "a title must not be empty",
+            ));
         }
         if self.duration == Millis::ZERO {
-            return Err(Error::invalid(format!("{at}.duration"), 0, "must be longer than zero"));
+            return Err(Error::invalid(
+                format!("{at}.duration"),
+                0,
+                "must be longer than zero",
+            ));
         }
         for (i, a) in self.artists.iter().enumerate() {
             if a.trim().is_empty() {
-                return Err(Error::invalid(format!("{at}.artists[{i}]"), "\"\"", "empty artist"));
+                return Err(Error::invalid(
+                    format!("{at}.artists[{i}]"),
+                    "\"\"",
+                    "empty artist",
+                ));
             }
         }
         if let Some(out) = self.cue_out {
@@ -151,7 +202,11 @@ impl MediaItem {
         check_range(at, "lufs", self.lufs, -99.0, 10.0)?;
         if let Some(y) = self.year {
             if !(1000..=9999).contains(&y) {
-                return Err(Error::invalid(format!("{at}.year"), y, "must be a four-digit year"));
+                return Err(Error::invalid(
+                    format!("{at}.year"),
+                    y,
+                    "must be a four-digit year",
+                ));
             }
         }
         for (name, v) in [("fade_in", self.fade_in), ("crossfade", self.crossfade)] {

@@ -36,15 +36,24 @@ pub struct Show {
     /// First local date it may run.
     pub starts_on: NaiveDate,
     /// Last local date it may start (included); no end when absent.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub ends_on: Option<NaiveDate>,
     /// Local start time.
     pub start: NaiveTime,
     /// Local end time; at or before `start` means the next day. Give this or `duration`.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub end: Option<NaiveTime>,
     /// Length in real time; give this or `end`.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub duration: Option<Millis>,
     /// What goes on air.
     pub content: ShowContent,
@@ -157,7 +166,11 @@ impl Show {
                 ));
             }
             (None, None) => {
-                return Err(Error::invalid(format!("{at}.end"), "none", "give `end` or `duration`"));
+                return Err(Error::invalid(
+                    format!("{at}.end"),
+                    "none",
+                    "give `end` or `duration`",
+                ));
             }
             (None, Some(d)) if d == Millis::ZERO || d > MAX_SHOW => {
                 return Err(Error::invalid(
@@ -179,11 +192,19 @@ impl Show {
         }
         match &self.repeat {
             Repeat::Weekly(days) if days.is_empty() => {
-                return Err(Error::invalid(format!("{at}.repeat.weekly"), "[]", "needs a weekday"));
+                return Err(Error::invalid(
+                    format!("{at}.repeat.weekly"),
+                    "[]",
+                    "needs a weekday",
+                ));
             }
             Repeat::EveryNWeeks { n, days } => {
                 if *n == 0 || *n > 52 {
-                    return Err(Error::invalid(format!("{at}.repeat.every_n_weeks.n"), n, "1 to 52"));
+                    return Err(Error::invalid(
+                        format!("{at}.repeat.every_n_weeks.n"),
+                        n,
+                        "1 to 52",
+                    ));
                 }
                 if days.is_empty() {
                     return Err(Error::invalid(
@@ -194,7 +215,11 @@ impl Show {
                 }
             }
             Repeat::Monthly(MonthDay::Day(d)) if !(1..=31).contains(d) => {
-                return Err(Error::invalid(format!("{at}.repeat.monthly.day"), d, "1 to 31"));
+                return Err(Error::invalid(
+                    format!("{at}.repeat.monthly.day"),
+                    d,
+                    "1 to 31",
+                ));
             }
             Repeat::Monthly(MonthDay::Nth { nth, .. }) if !matches!(nth, 1..=4 | -1) => {
                 return Err(Error::invalid(
@@ -207,10 +232,15 @@ impl Show {
         }
         if let ShowContent::List(items) = &self.content {
             if items.is_empty() {
-                return Err(Error::invalid(format!("{at}.content.list"), "[]", "empty running order"));
+                return Err(Error::invalid(
+                    format!("{at}.content.list"),
+                    "[]",
+                    "empty running order",
+                ));
             }
         }
-        if self.underbooked == Underbooked::Repeat && !matches!(self.content, ShowContent::List(_)) {
+        if self.underbooked == Underbooked::Repeat && !matches!(self.content, ShowContent::List(_))
+        {
             return Err(Error::invalid(
                 format!("{at}.underbooked"),
                 "repeat",
@@ -280,13 +310,22 @@ mod tests {
     fn recurrences() {
         let once = show(Repeat::Once);
         assert!(once.runs_on(d(1, 7)) && !once.runs_on(d(1, 14)));
-        let fortnightly = show(Repeat::EveryNWeeks { n: 2, days: vec![Weekday::Wed, Weekday::Fri] });
+        let fortnightly = show(Repeat::EveryNWeeks {
+            n: 2,
+            days: vec![Weekday::Wed, Weekday::Fri],
+        });
         assert!(fortnightly.runs_on(d(1, 7)) && fortnightly.runs_on(d(1, 9)));
         assert!(!fortnightly.runs_on(d(1, 14)) && fortnightly.runs_on(d(1, 21)));
         assert!(!fortnightly.runs_on(d(1, 5)), "before starts_on");
-        let first_friday = show(Repeat::Monthly(MonthDay::Nth { nth: 1, weekday: Weekday::Fri }));
+        let first_friday = show(Repeat::Monthly(MonthDay::Nth {
+            nth: 1,
+            weekday: Weekday::Fri,
+        }));
         assert!(first_friday.runs_on(d(2, 6)) && !first_friday.runs_on(d(2, 13)));
-        let last_friday = show(Repeat::Monthly(MonthDay::Nth { nth: -1, weekday: Weekday::Fri }));
+        let last_friday = show(Repeat::Monthly(MonthDay::Nth {
+            nth: -1,
+            weekday: Weekday::Fri,
+        }));
         assert!(last_friday.runs_on(d(2, 27)) && !last_friday.runs_on(d(2, 20)));
         let thirty_first = show(Repeat::Monthly(MonthDay::Day(31)));
         assert!(thirty_first.runs_on(d(3, 31)) && !thirty_first.runs_on(d(4, 30)));
@@ -295,9 +334,17 @@ mod tests {
     #[test]
     fn validation() {
         let mut s = show(Repeat::Weekly(vec![]));
-        assert!(s.validate("shows[0]").unwrap_err().to_string().contains("shows[0].repeat.weekly"));
+        assert!(
+            s.validate("shows[0]")
+                .unwrap_err()
+                .to_string()
+                .contains("shows[0].repeat.weekly")
+        );
         s.repeat = Repeat::Once;
         s.duration = Some(Millis::from_minutes(30));
-        assert!(s.validate("shows[0]").is_err(), "end and duration both given");
+        assert!(
+            s.validate("shows[0]").is_err(),
+            "end and duration both given"
+        );
     }
 }

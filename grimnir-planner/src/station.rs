@@ -30,7 +30,10 @@ pub struct Station {
     /// Block used wherever nothing else can fill the air (an hour without a clock, a show that
     /// runs short, a block with no eligible item). When absent, the whole library in
     /// least-recently-played order.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub filler: Option<BlockId>,
 }
 
@@ -69,7 +72,10 @@ pub struct Webstream {
     /// Primary URL.
     pub url: String,
     /// URLs tried in order when the primary fails.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub fallback_urls: Vec<String>,
 }
 
@@ -90,13 +96,22 @@ pub struct StationConfig {
     #[cfg_attr(feature = "serde", serde(default))]
     pub grid: WeeklyGrid,
     /// Dated replacements of the grid.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub overrides: Vec<DatedOverride>,
     /// Shows.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub shows: Vec<Show>,
     /// Webstreams.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub webstreams: Vec<Webstream>,
 }
 
@@ -119,31 +134,59 @@ impl StationConfig {
     pub fn validate(&self) -> Result<()> {
         check_id("station.id", self.station.id.as_str())?;
         if self.station.crossfade > Millis::from_secs(30) {
-            return Err(Error::invalid("station.crossfade", self.station.crossfade, "at most 30 s"));
+            return Err(Error::invalid(
+                "station.crossfade",
+                self.station.crossfade,
+                "at most 30 s",
+            ));
         }
         if self.station.trim_fade > Millis::from_secs(30) {
-            return Err(Error::invalid("station.trim_fade", self.station.trim_fade, "at most 30 s"));
+            return Err(Error::invalid(
+                "station.trim_fade",
+                self.station.trim_fade,
+                "at most 30 s",
+            ));
         }
-        unique("smart_blocks", BlockId::KIND, self.smart_blocks.iter().map(|b| b.id.as_str()))?;
+        unique(
+            "smart_blocks",
+            BlockId::KIND,
+            self.smart_blocks.iter().map(|b| b.id.as_str()),
+        )?;
         for (i, b) in self.smart_blocks.iter().enumerate() {
             b.validate(&format!("smart_blocks[{i}]"))?;
         }
-        unique("clocks", crate::ClockId::KIND, self.clocks.iter().map(|c| c.id.as_str()))?;
+        unique(
+            "clocks",
+            crate::ClockId::KIND,
+            self.clocks.iter().map(|c| c.id.as_str()),
+        )?;
         for (i, c) in self.clocks.iter().enumerate() {
             c.validate(&format!("clocks[{i}]"))?;
         }
         for (i, o) in self.overrides.iter().enumerate() {
             check_hours(&format!("overrides[{i}]"), o.from, o.to)?;
         }
-        unique("shows", crate::ShowId::KIND, self.shows.iter().map(|s| s.id.as_str()))?;
+        unique(
+            "shows",
+            crate::ShowId::KIND,
+            self.shows.iter().map(|s| s.id.as_str()),
+        )?;
         for (i, s) in self.shows.iter().enumerate() {
             s.validate(&format!("shows[{i}]"))?;
         }
-        unique("webstreams", WebstreamId::KIND, self.webstreams.iter().map(|w| w.id.as_str()))?;
+        unique(
+            "webstreams",
+            WebstreamId::KIND,
+            self.webstreams.iter().map(|w| w.id.as_str()),
+        )?;
         for (i, w) in self.webstreams.iter().enumerate() {
             check_id(&format!("webstreams[{i}].id"), w.id.as_str())?;
             if w.url.trim().is_empty() {
-                return Err(Error::invalid(format!("webstreams[{i}].url"), "\"\"", "needs a URL"));
+                return Err(Error::invalid(
+                    format!("webstreams[{i}].url"),
+                    "\"\"",
+                    "needs a URL",
+                ));
             }
         }
         Ok(())
@@ -154,7 +197,11 @@ fn unique<'a>(list: &str, kind: &'static str, ids: impl Iterator<Item = &'a str>
     let mut seen = std::collections::HashSet::new();
     for (i, id) in ids.enumerate() {
         if !seen.insert(id) {
-            return Err(Error::DuplicateId { kind, id: id.to_owned(), field: format!("{list}[{i}].id") });
+            return Err(Error::DuplicateId {
+                kind,
+                id: id.to_owned(),
+                field: format!("{list}[{i}].id"),
+            });
         }
     }
     Ok(())

@@ -95,9 +95,13 @@ impl Millis {
 fn parse_clock_form(text: &str) -> Result<Millis, String> {
     let parts: Vec<&str> = text.split(':').collect();
     if parts.len() > 3 {
-        return Err(format!("`{text}` has too many `:` parts (use h:mm:ss or m:ss)"));
+        return Err(format!(
+            "`{text}` has too many `:` parts (use h:mm:ss or m:ss)"
+        ));
     }
-    let (last, whole) = parts.split_last().ok_or_else(|| format!("`{text}` is empty"))?;
+    let (last, whole) = parts
+        .split_last()
+        .ok_or_else(|| format!("`{text}` is empty"))?;
     let secs: f64 = last
         .parse()
         .map_err(|_| format!("`{last}` in `{text}` is not a number of seconds"))?;
@@ -106,7 +110,9 @@ fn parse_clock_form(text: &str) -> Result<Millis, String> {
     }
     let mut total = 0u64;
     for (i, p) in whole.iter().enumerate() {
-        let v: u64 = p.parse().map_err(|_| format!("`{p}` in `{text}` is not a whole number"))?;
+        let v: u64 = p
+            .parse()
+            .map_err(|_| format!("`{p}` in `{text}` is not a whole number"))?;
         if i > 0 && v >= 60 {
             return Err(format!("minutes in `{text}` must be below 60"));
         }
@@ -122,21 +128,31 @@ fn parse_unit_form(text: &str) -> Result<Millis, String> {
     while !rest.is_empty() {
         let num_end = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("`{text}` needs a unit (h, m, s or ms) after its last number"))?;
+            .ok_or_else(|| {
+                format!("`{text}` needs a unit (h, m, s or ms) after its last number")
+            })?;
         if num_end == 0 {
-            return Err(format!("`{text}` is not a length (try `3:35`, `215s` or `4m30s`)"));
+            return Err(format!(
+                "`{text}` is not a length (try `3:35`, `215s` or `4m30s`)"
+            ));
         }
         let value: f64 = rest[..num_end]
             .parse()
             .map_err(|_| format!("`{}` in `{text}` is not a number", &rest[..num_end]))?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let factor = match rest[..unit_end].trim() {
             "h" => 3600.0,
             "m" | "min" => 60.0,
             "s" => 1.0,
             "ms" => 0.001,
-            other => return Err(format!("unknown unit `{other}` in `{text}` (use h, m, s or ms)")),
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` in `{text}` (use h, m, s or ms)"
+                ));
+            }
         };
         total += value * factor;
         rest = &rest[unit_end..];
@@ -151,8 +167,12 @@ fn parse_unit_form(text: &str) -> Result<Millis, String> {
 impl std::fmt::Display for Millis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let total = self.0;
-        let (h, m, s, ms) =
-            (total / 3_600_000, total / 60_000 % 60, total / 1000 % 60, total % 1000);
+        let (h, m, s, ms) = (
+            total / 3_600_000,
+            total / 60_000 % 60,
+            total / 1000 % 60,
+            total % 1000,
+        );
         if h > 0 {
             write!(f, "{h}:{m:02}:{s:02}")?;
         } else {
@@ -247,7 +267,13 @@ pub(crate) fn wall_hour_at(tz: Tz, t: Instant) -> WallHour {
     // Start: the later of (t - offset) and the most recent UTC-offset change.
     let mut start = t - offset;
     let here = local.offset().fix().local_minus_utc();
-    if from_instant(start).with_timezone(&tz).offset().fix().local_minus_utc() != here {
+    if from_instant(start)
+        .with_timezone(&tz)
+        .offset()
+        .fix()
+        .local_minus_utc()
+        != here
+    {
         start = last_offset_change(tz, start, t);
     }
     // End: the next :00 instant or offset change, whichever is first.
@@ -274,7 +300,13 @@ pub(crate) fn wall_hour_at(tz: Tz, t: Instant) -> WallHour {
 /// The first instant in `(lo, hi]` whose UTC offset differs from the offset at `lo`, found by
 /// bisection to the millisecond. Zones change offset at whole seconds, so this is exact.
 fn last_offset_change(tz: Tz, lo: Instant, hi: Instant) -> Instant {
-    let off = |t: Instant| from_instant(t).with_timezone(&tz).offset().fix().local_minus_utc();
+    let off = |t: Instant| {
+        from_instant(t)
+            .with_timezone(&tz)
+            .offset()
+            .fix()
+            .local_minus_utc()
+    };
     let base = off(lo);
     if off(hi) == base {
         return hi;
@@ -292,10 +324,13 @@ fn last_offset_change(tz: Tz, lo: Instant, hi: Instant) -> Instant {
 /// change means the moment the clocks jump to. The second value says which case applied.
 pub(crate) fn resolve_local(tz: Tz, local: NaiveDateTime) -> (Instant, LocalResolution) {
     match tz.from_local_datetime(&local) {
-        chrono::LocalResult::Single(t) => (to_instant(t.with_timezone(&Utc)), LocalResolution::Exact),
-        chrono::LocalResult::Ambiguous(first, _) => {
-            (to_instant(first.with_timezone(&Utc)), LocalResolution::FirstOfTwo)
+        chrono::LocalResult::Single(t) => {
+            (to_instant(t.with_timezone(&Utc)), LocalResolution::Exact)
         }
+        chrono::LocalResult::Ambiguous(first, _) => (
+            to_instant(first.with_timezone(&Utc)),
+            LocalResolution::FirstOfTwo,
+        ),
         chrono::LocalResult::None => {
             // Interpret the wall time with the offset in force just before the gap; that instant
             // lies inside the skipped span, whose end is the next offset change.
@@ -328,7 +363,10 @@ mod tests {
     #[test]
     fn parses_lengths() {
         assert_eq!(Millis::parse("3:35"), Ok(Millis::from_secs(215)));
-        assert_eq!(Millis::parse("1:02:03.5"), Ok(Millis::from_millis(3_723_500)));
+        assert_eq!(
+            Millis::parse("1:02:03.5"),
+            Ok(Millis::from_millis(3_723_500))
+        );
         assert_eq!(Millis::parse("90s"), Ok(Millis::from_secs(90)));
         assert_eq!(Millis::parse("4m30s"), Ok(Millis::from_secs(270)));
         assert_eq!(Millis::parse("250ms"), Ok(Millis::from_millis(250)));
@@ -360,7 +398,10 @@ mod tests {
         // 2026-03-08 02:00 EST becomes 03:00 EDT at 07:00 UTC.
         let tz = chrono_tz::America::New_York;
         let h1 = wall_hour_at(tz, utc("2026-03-08T06:30:00Z"));
-        assert_eq!((h1.hour, h1.start, h1.end), (1, utc("2026-03-08T06:00:00Z"), utc("2026-03-08T07:00:00Z")));
+        assert_eq!(
+            (h1.hour, h1.start, h1.end),
+            (1, utc("2026-03-08T06:00:00Z"), utc("2026-03-08T07:00:00Z"))
+        );
         let h3 = wall_hour_at(tz, h1.end);
         assert_eq!((h3.hour, h3.offset), (3, 0));
         assert_eq!(h3.end, utc("2026-03-08T08:00:00Z"));
@@ -389,7 +430,10 @@ mod tests {
         assert_eq!(h2.end - h2.start, HOUR_MS / 2);
         // Autumn: 2026-04-05 02:00 LHDT (+11) falls back to 01:30 LHST (+10:30) at 15:00 UTC.
         let a = wall_hour_at(tz, utc("2026-04-04T14:10:00Z"));
-        assert_eq!((a.hour, a.start, a.end), (1, utc("2026-04-04T14:00:00Z"), utc("2026-04-04T15:00:00Z")));
+        assert_eq!(
+            (a.hour, a.start, a.end),
+            (1, utc("2026-04-04T14:00:00Z"), utc("2026-04-04T15:00:00Z"))
+        );
         let b = wall_hour_at(tz, a.end);
         assert_eq!((b.hour, b.offset), (1, 30 * 60_000));
         assert_eq!(b.end - b.start, HOUR_MS / 2);
@@ -401,9 +445,15 @@ mod tests {
         let ny = chrono_tz::America::New_York;
         let d = NaiveDate::from_ymd_opt(2026, 3, 8).unwrap();
         let (t, how) = resolve_local(ny, d.and_hms_opt(2, 30, 0).unwrap());
-        assert_eq!((t, how), (utc("2026-03-08T07:00:00Z"), LocalResolution::Skipped));
+        assert_eq!(
+            (t, how),
+            (utc("2026-03-08T07:00:00Z"), LocalResolution::Skipped)
+        );
         let d = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
         let (t, how) = resolve_local(ny, d.and_hms_opt(1, 30, 0).unwrap());
-        assert_eq!((t, how), (utc("2026-11-01T05:30:00Z"), LocalResolution::FirstOfTwo));
+        assert_eq!(
+            (t, how),
+            (utc("2026-11-01T05:30:00Z"), LocalResolution::FirstOfTwo)
+        );
     }
 }

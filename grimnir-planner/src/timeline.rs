@@ -209,21 +209,36 @@ pub struct Provenance {
     /// What produced it.
     pub role: Role,
     /// The clock, for clock-driven entries.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub clock: Option<ClockId>,
     /// The clock slot index, for slot entries.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub slot: Option<u32>,
     /// The slot's kind (`smart_block`, `stopset`, …), or the show content's.
     pub kind: String,
     /// The show, for show entries.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub show: Option<ShowId>,
     /// The smart block that chose the item, if one did.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub block: Option<BlockId>,
     /// The seed of the random stream this pick drew from (hex), for block picks.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub seed: Option<String>,
     /// Start of the clock hour or show that framed this entry.
     pub frame: DateTime<Utc>,
@@ -232,13 +247,22 @@ pub struct Provenance {
     /// Index of this entry within its step.
     pub pick: u32,
     /// Candidates turned down before this one, by rule.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub rejected: Vec<Rejection>,
     /// Rules loosened to choose this item.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub relaxed: Vec<Relaxation>,
     /// The item was cut short at a hard boundary.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "std::ops::Not::not"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "std::ops::Not::not")
+    )]
     pub trimmed: bool,
 }
 
@@ -315,8 +339,12 @@ fn explain(e: &Entry, tz: Tz) -> String {
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %Y-%m-%d %H:%M:%S%.3f %Z");
     let mut s = String::new();
     let what = match &e.source {
-        Source::Media { id, title, artists, .. } if artists.is_empty() => format!("\"{title}\" [{id}]"),
-        Source::Media { id, title, artists, .. } => {
+        Source::Media {
+            id, title, artists, ..
+        } if artists.is_empty() => format!("\"{title}\" [{id}]"),
+        Source::Media {
+            id, title, artists, ..
+        } => {
             format!("\"{title}\" by {} [{id}]", artists.join(", "))
         }
         Source::Webstream { id } => format!("webstream {id}"),
@@ -324,22 +352,38 @@ fn explain(e: &Entry, tz: Tz) -> String {
         Source::Fallback => "fallback audio (nothing could be planned)".to_owned(),
     };
     let _ = writeln!(s, "{what}");
-    let _ = writeln!(s, "  on air {} → {} ({})", local(e.start), local(e.end), e.length());
+    let _ = writeln!(
+        s,
+        "  on air {} → {} ({})",
+        local(e.start),
+        local(e.end),
+        e.length()
+    );
     let _ = writeln!(s, "  tier {} ({:?})", e.tier.number(), e.tier);
     let p = &e.provenance;
     let origin = match (p.role, &p.clock, &p.show) {
         (Role::Slot, Some(c), _) => {
-            format!("clock `{c}` slot {} ({})", p.slot.map_or(0, |x| x + 1), p.kind)
+            format!(
+                "clock `{c}` slot {} ({})",
+                p.slot.map_or(0, |x| x + 1),
+                p.kind
+            )
         }
         (Role::RunFill, Some(c), _) => {
-            format!("clock `{c}`: filler, because its slots left the time before a hard start short")
+            format!(
+                "clock `{c}`: filler, because its slots left the time before a hard start short"
+            )
         }
         (Role::ShowContent, _, Some(show)) => format!("show `{show}` ({})", p.kind),
         (Role::ShowFill, _, Some(show)) => format!("show `{show}`: filler, its content ran short"),
         (Role::HourFill, ..) => "station filler: no clock is assigned to this hour".to_owned(),
         _ => p.kind.clone(),
     };
-    let _ = writeln!(s, "  from {origin}, in the frame starting {}", local(p.frame));
+    let _ = writeln!(
+        s,
+        "  from {origin}, in the frame starting {}",
+        local(p.frame)
+    );
     if let Some(b) = &p.block {
         let _ = write!(s, "  chosen by smart block `{b}`, pick {}", p.pick + 1);
         if let Some(seed) = &p.seed {
@@ -348,20 +392,30 @@ fn explain(e: &Entry, tz: Tz) -> String {
         let _ = writeln!(s);
     }
     if !p.rejected.is_empty() {
-        let list: Vec<String> =
-            p.rejected.iter().map(|r| format!("{} by {}", r.count, r.rule.describe())).collect();
+        let list: Vec<String> = p
+            .rejected
+            .iter()
+            .map(|r| format!("{} by {}", r.count, r.rule.describe()))
+            .collect();
         let _ = writeln!(s, "  candidates turned down first: {}", list.join(", "));
     }
     if !p.relaxed.is_empty() {
         let list: Vec<&str> = p.relaxed.iter().map(|r| r.describe()).collect();
         let _ = writeln!(s, "  rules loosened to fill the air: {}", list.join(", "));
     }
-    if let Source::Media { cue_in, cue_out, .. } = &e.source {
+    if let Source::Media {
+        cue_in, cue_out, ..
+    } = &e.source
+    {
         let _ = writeln!(s, "  plays the file from {cue_in} to {cue_out}");
     }
     let t = &e.transition;
     if p.trimmed {
-        let _ = writeln!(s, "  cut short at a hard boundary with a {} fade", t.fade_out);
+        let _ = writeln!(
+            s,
+            "  cut short at a hard boundary with a {} fade",
+            t.fade_out
+        );
     }
     if t.overlap > Millis::ZERO {
         let _ = writeln!(s, "  crossfades {} into the next entry", t.overlap);

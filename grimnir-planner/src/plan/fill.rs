@@ -185,7 +185,11 @@ impl<'p> Ctx<'p> {
     }
 
     fn push_kept(&mut self, e: Entry) {
-        if let Some(&i) = e.source.media_id().and_then(|id| self.p.index.by_id.get(id.as_str())) {
+        if let Some(&i) = e
+            .source
+            .media_id()
+            .and_then(|id| self.p.index.by_id.get(id.as_str()))
+        {
             self.record_play(i, instant_of(e.start));
         }
         self.entries.push(e);
@@ -193,7 +197,11 @@ impl<'p> Ctx<'p> {
 
     /// Keeps `kept` and, if a hard boundary of the current configuration now falls inside the
     /// last of them, cuts it there. Returns where planning resumes.
-    pub(crate) fn keep_and_fit(&mut self, mut kept: Vec<Entry>, timeline_start: Instant) -> Instant {
+    pub(crate) fn keep_and_fit(
+        &mut self,
+        mut kept: Vec<Entry>,
+        timeline_start: Instant,
+    ) -> Instant {
         self.load_history(timeline_start);
         let Some(mut last) = kept.pop() else {
             return timeline_start;
@@ -204,7 +212,10 @@ impl<'p> Ctx<'p> {
         let frame = self.frame_at(s);
         if frame.end < e {
             let cut = frame.end;
-            if let Source::Media { cue_in, cue_out, .. } = &mut last.source {
+            if let Source::Media {
+                cue_in, cue_out, ..
+            } = &mut last.source
+            {
                 let length = Millis::from_millis((cut - s).max(0) as u64);
                 *cue_out = cue_in.saturating_add(length);
                 last.transition.fade_out = self.p.config.station.trim_fade.min(length);
@@ -298,7 +309,11 @@ impl<'p> Ctx<'p> {
                     let end = match (def.duration, def.end) {
                         (Some(d), _) => start + d.signed(),
                         (None, Some(end)) => {
-                            let end_date = if end <= def.start { date + chrono::TimeDelta::days(1) } else { date };
+                            let end_date = if end <= def.start {
+                                date + chrono::TimeDelta::days(1)
+                            } else {
+                                date
+                            };
                             resolve_local(tz, end_date.and_time(end)).0
                         }
                         (None, None) => start,
@@ -341,7 +356,11 @@ impl<'p> Ctx<'p> {
                 });
             }
             if effective < end {
-                occurrences.push(Occurrence { show: si, start: effective, end });
+                occurrences.push(Occurrence {
+                    show: si,
+                    start: effective,
+                    end,
+                });
             }
         }
         self.occurrences = occurrences;
@@ -350,7 +369,12 @@ impl<'p> Ctx<'p> {
     fn frame_at(&self, t: Instant) -> Frame {
         let wall = wall_hour_at(self.tz, t);
         if let Some(o) = self.occurrences.iter().find(|o| o.start <= t && t < o.end) {
-            return Frame { start: o.start, end: o.end, wall, kind: FrameKind::Show(o.show) };
+            return Frame {
+                start: o.start,
+                end: o.end,
+                wall,
+                kind: FrameKind::Show(o.show),
+            };
         }
         let start = self
             .occurrences
@@ -368,7 +392,12 @@ impl<'p> Ctx<'p> {
             Some(c) => FrameKind::Clock(c),
             None => FrameKind::NoClock,
         };
-        Frame { start, end, wall, kind }
+        Frame {
+            start,
+            end,
+            wall,
+            kind,
+        }
     }
 
     fn resume_for(&self, frame: &Frame) -> Option<Resume> {
@@ -385,7 +414,10 @@ impl<'p> Ctx<'p> {
             FrameKind::NoClock => p.role == Role::HourFill,
             FrameKind::Show(s) => p.show.as_ref() == Some(&self.p.shows[s].def.id),
         };
-        same.then_some(Resume { step: p.step, pick: p.pick })
+        same.then_some(Resume {
+            step: p.step,
+            pick: p.pick,
+        })
     }
 
     /// The resume point for `step`: `Some` when the plan stopped inside it, and whether the step
@@ -412,7 +444,13 @@ impl<'p> Ctx<'p> {
 
     // ----- clock hours --------------------------------------------------------------------
 
-    fn fill_clock(&mut self, frame: &Frame, c: usize, from: Instant, resume: Option<Resume>) -> Instant {
+    fn fill_clock(
+        &mut self,
+        frame: &Frame,
+        c: usize,
+        from: Instant,
+        resume: Option<Resume>,
+    ) -> Instant {
         let p = self.p;
         let clock = &p.clocks[c];
         // The instant at which the template's 00:00 is (or would be) on the wall.
@@ -428,14 +466,18 @@ impl<'p> Ctx<'p> {
                 continue;
             }
             let cut_by_frame = origin + template_end > frame.end;
-            let last_block =
-                range.clone().rev().find(|&i| matches!(clock.slots[i].kind, CSlotKind::Block { .. }));
+            let last_block = range
+                .clone()
+                .rev()
+                .find(|&i| matches!(clock.slots[i].kind, CSlotKind::Block { .. }));
             for i in range.clone() {
                 if self.done(t) {
                     return t;
                 }
                 let step = 2 * i as u32 + 2;
-                let Ok(here) = Self::step_state(resume, step) else { continue };
+                let Ok(here) = Self::step_state(resume, step) else {
+                    continue;
+                };
                 let slot = &clock.slots[i];
                 let slot_origin = Origin {
                     role: Role::Slot,
@@ -450,7 +492,10 @@ impl<'p> Ctx<'p> {
                 // shorten what nominally spans the start.
                 let mut nominal_end = None;
                 if part_way {
-                    let (ns, ne) = (origin + slot.nominal_start, origin + slot.nominal_start + slot.nominal_len.signed());
+                    let (ns, ne) = (
+                        origin + slot.nominal_start,
+                        origin + slot.nominal_start + slot.nominal_len.signed(),
+                    );
                     if ne <= from || (ns < from && matches!(slot.kind, CSlotKind::Fixed { .. })) {
                         continue;
                     }
@@ -460,15 +505,24 @@ impl<'p> Ctx<'p> {
                 }
                 if t >= run_end {
                     if !cut_by_frame && here.is_none() {
-                        self.warn(t, DiagnosticKind::SlotDropped { clock: clock.id.clone(), slot: i as u32 });
+                        self.warn(
+                            t,
+                            DiagnosticKind::SlotDropped {
+                                clock: clock.id.clone(),
+                                slot: i as u32,
+                            },
+                        );
                     }
                     continue;
                 }
                 match &slot.kind {
                     CSlotKind::Block { block, len } => {
-                        let start = here.map_or(t, |_| self.step_start(frame.start, step).unwrap_or(t));
+                        let start =
+                            here.map_or(t, |_| self.step_start(frame.start, step).unwrap_or(t));
                         let (soft, hard_end) = if Some(i) == last_block {
-                            let after: i64 = (i + 1..range.end).map(|k| clock.slots[k].nominal_len.signed()).sum();
+                            let after: i64 = (i + 1..range.end)
+                                .map(|k| clock.slots[k].nominal_len.signed())
+                                .sum();
                             (None, (run_end - after).max(t))
                         } else {
                             let b = &p.blocks[*block].def.duration;
@@ -476,7 +530,13 @@ impl<'p> Ctx<'p> {
                             (Some((target, b.tolerance, b.allow_overrun)), run_end)
                         };
                         t = self.fill_block(
-                            BlockJob { block: *block, origin: slot_origin, soft, hard_end, resume: here },
+                            BlockJob {
+                                block: *block,
+                                origin: slot_origin,
+                                soft,
+                                hard_end,
+                                resume: here,
+                            },
                             t,
                         );
                     }
@@ -486,8 +546,18 @@ impl<'p> Ctx<'p> {
                     }
                     CSlotKind::Stream { .. } | CSlotKind::Live { .. } if here.is_none() => {
                         if let Some((source, tier, len)) = slot.kind.span() {
-                            let end = nominal_end.unwrap_or(t + len.signed()).min(run_end).max(t + 1);
-                            self.push(t, end, source, tier, Transition::default(), provenance(&slot_origin, 0));
+                            let end = nominal_end
+                                .unwrap_or(t + len.signed())
+                                .min(run_end)
+                                .max(t + 1);
+                            self.push(
+                                t,
+                                end,
+                                source,
+                                tier,
+                                Transition::default(),
+                                provenance(&slot_origin, 0),
+                            );
                             t = end;
                         }
                     }
@@ -496,7 +566,9 @@ impl<'p> Ctx<'p> {
             }
             // Whatever the run's slots left short before its hard end is filled.
             let step = 2 * range.end as u32 + 1;
-            let Ok(here) = Self::step_state(resume, step) else { continue };
+            let Ok(here) = Self::step_state(resume, step) else {
+                continue;
+            };
             if t < run_end && !self.done(t) {
                 let fill_from = t;
                 let origin = Origin {
@@ -509,7 +581,13 @@ impl<'p> Ctx<'p> {
                     step,
                 };
                 t = self.fill_block(
-                    BlockJob { block: p.filler, origin, soft: None, hard_end: run_end, resume: here },
+                    BlockJob {
+                        block: p.filler,
+                        origin,
+                        soft: None,
+                        hard_end: run_end,
+                        resume: here,
+                    },
                     t,
                 );
                 if here.is_none() && t > fill_from {
@@ -539,15 +617,33 @@ impl<'p> Ctx<'p> {
     fn fill_no_clock(&mut self, frame: &Frame, from: Instant, resume: Option<Resume>) -> Instant {
         let origin = self.hour_origin(frame, Role::HourFill, 1);
         if resume.is_none() {
-            self.warn(from, DiagnosticKind::NoClock { weekday: frame.wall.weekday, hour: frame.wall.hour });
+            self.warn(
+                from,
+                DiagnosticKind::NoClock {
+                    weekday: frame.wall.weekday,
+                    hour: frame.wall.hour,
+                },
+            );
         }
-        let job = BlockJob { block: self.p.filler, origin, soft: None, hard_end: frame.end, resume };
+        let job = BlockJob {
+            block: self.p.filler,
+            origin,
+            soft: None,
+            hard_end: frame.end,
+            resume,
+        };
         self.fill_block(job, from)
     }
 
     // ----- shows --------------------------------------------------------------------------
 
-    fn fill_show(&mut self, frame: &Frame, s: usize, from: Instant, resume: Option<Resume>) -> Instant {
+    fn fill_show(
+        &mut self,
+        frame: &Frame,
+        s: usize,
+        from: Instant,
+        resume: Option<Resume>,
+    ) -> Instant {
         let p = self.p;
         let show = &p.shows[s];
         let end = frame.end;
@@ -572,30 +668,67 @@ impl<'p> Ctx<'p> {
             match &show.content {
                 CContent::Live | CContent::Stream(_) if here.is_none() => {
                     let (source, tier) = match &show.content {
-                        CContent::Stream(id) => (Source::Webstream { id: id.clone() }, Tier::Automation),
-                        _ => (Source::Live { name: show.def.name.clone() }, Tier::LiveScheduled),
+                        CContent::Stream(id) => {
+                            (Source::Webstream { id: id.clone() }, Tier::Automation)
+                        }
+                        _ => (
+                            Source::Live {
+                                name: show.def.name.clone(),
+                            },
+                            Tier::LiveScheduled,
+                        ),
                     };
-                    self.push(t, end, source, tier, Transition::default(), provenance(&content, 0));
+                    self.push(
+                        t,
+                        end,
+                        source,
+                        tier,
+                        Transition::default(),
+                        provenance(&content, 0),
+                    );
                     t = end;
                 }
                 CContent::Block(b) => {
-                    let job = BlockJob { block: *b, origin: content, soft: None, hard_end: end, resume: here };
+                    let job = BlockJob {
+                        block: *b,
+                        origin: content,
+                        soft: None,
+                        hard_end: end,
+                        resume: here,
+                    };
                     t = self.fill_block(job, t);
                 }
                 CContent::List(items) => {
-                    t = self.place_list(items, show.def.overbooked, matches!(show.underbooked, CUnder::Repeat), frame, from, t, here, &content);
+                    t = self.place_list(
+                        items,
+                        show.def.overbooked,
+                        matches!(show.underbooked, CUnder::Repeat),
+                        frame,
+                        from,
+                        t,
+                        here,
+                        &content,
+                    );
                 }
                 _ => {}
             }
         }
         if t < end && !self.done(t) {
-            let Ok(here) = Self::step_state(resume, 3) else { return t };
+            let Ok(here) = Self::step_state(resume, 3) else {
+                return t;
+            };
             let block = match show.underbooked {
                 CUnder::Block(b) => b,
                 CUnder::Filler | CUnder::Repeat => p.filler,
             };
             let fill_from = t;
-            let job = BlockJob { block, origin: origin(Role::ShowFill, 3), soft: None, hard_end: end, resume: here };
+            let job = BlockJob {
+                block,
+                origin: origin(Role::ShowFill, 3),
+                soft: None,
+                hard_end: end,
+                resume: here,
+            };
             t = self.fill_block(job, t);
             if here.is_none() && fill_from > frame.start {
                 self.diags.push(Diagnostic {
@@ -659,7 +792,14 @@ impl<'p> Ctx<'p> {
 
     // ----- placing ------------------------------------------------------------------------
 
-    fn place_fixed(&mut self, items: &[u32], first: usize, mut t: Instant, hard_end: Instant, origin: &Origin) -> Instant {
+    fn place_fixed(
+        &mut self,
+        items: &[u32],
+        first: usize,
+        mut t: Instant,
+        hard_end: Instant,
+        origin: &Origin,
+    ) -> Instant {
         for (k, &item) in items.iter().enumerate().skip(first) {
             if t >= hard_end || self.done(t) {
                 break;
@@ -683,8 +823,14 @@ impl<'p> Ctx<'p> {
                 .entries
                 .iter()
                 .rev()
-                .take_while(|e| instant_of(e.provenance.frame) == frame && e.provenance.step == job.origin.step)
-                .filter_map(|e| e.source.media_id().and_then(|id| p.index.by_id.get(id.as_str()).copied()))
+                .take_while(|e| {
+                    instant_of(e.provenance.frame) == frame && e.provenance.step == job.origin.step
+                })
+                .filter_map(|e| {
+                    e.source
+                        .media_id()
+                        .and_then(|id| p.index.by_id.get(id.as_str()).copied())
+                })
                 .collect();
             for &i in placed.iter().rev() {
                 run.add(i, &p.index, &block.shares);
@@ -704,9 +850,12 @@ impl<'p> Ctx<'p> {
                 break;
             }
             let fit = match job.soft {
-                Some((target, tolerance, allow_overrun)) => {
-                    Fit { want: target - t, tolerance: tolerance.signed(), hard: false, allow_overrun }
-                }
+                Some((target, tolerance, allow_overrun)) => Fit {
+                    want: target - t,
+                    tolerance: tolerance.signed(),
+                    hard: false,
+                    allow_overrun,
+                },
                 None => Fit {
                     want: job.hard_end - t,
                     tolerance: block.def.duration.tolerance.signed(),
@@ -729,7 +878,10 @@ impl<'p> Ctx<'p> {
                             let chosen_by = choice.block;
                             self.warn(
                                 t,
-                                DiagnosticKind::Relaxed { block: p.blocks[chosen_by].def.id.clone(), relaxation: *level },
+                                DiagnosticKind::Relaxed {
+                                    block: p.blocks[chosen_by].def.id.clone(),
+                                    relaxation: *level,
+                                },
                             );
                         }
                     }
@@ -771,7 +923,10 @@ impl<'p> Ctx<'p> {
                     && matches!(last.source, Source::Media { .. })
                     && last.transition.overlap.signed() >= gap =>
             {
-                last.transition.overlap = last.transition.overlap.saturating_sub(Millis::from_millis(gap as u64));
+                last.transition.overlap = last
+                    .transition
+                    .overlap
+                    .saturating_sub(Millis::from_millis(gap as u64));
                 last.end = time_of(hard_end);
                 true
             }
@@ -785,7 +940,10 @@ impl<'p> Ctx<'p> {
         let media = &p.library.items[item as usize];
         let len = media.playable();
         let mut overlap = if pick.crossfade {
-            media.crossfade.unwrap_or(station.crossfade).min(Millis::from_millis(len.as_millis() / 2))
+            media
+                .crossfade
+                .unwrap_or(station.crossfade)
+                .min(Millis::from_millis(len.as_millis() / 2))
         } else {
             Millis::ZERO
         };
@@ -797,14 +955,20 @@ impl<'p> Ctx<'p> {
         if end >= hard_end {
             if len.signed() > room {
                 let cut = len.signed() - room;
-                cue_out = media.cue_in.saturating_add(Millis::from_millis(room as u64));
+                cue_out = media
+                    .cue_in
+                    .saturating_add(Millis::from_millis(room as u64));
                 fade_out = station.trim_fade.min(Millis::from_millis(room as u64));
                 overlap = Millis::ZERO;
                 trimmed = true;
                 let fixed = !pick.crossfade;
                 self.diags.push(Diagnostic {
                     at: time_of(t),
-                    severity: if fixed { Severity::Warning } else { Severity::Info },
+                    severity: if fixed {
+                        Severity::Warning
+                    } else {
+                        Severity::Info
+                    },
                     kind: DiagnosticKind::Trimmed {
                         media: media.id.clone(),
                         cut: Millis::from_millis(cut as u64),
@@ -823,7 +987,11 @@ impl<'p> Ctx<'p> {
             cue_in: media.cue_in,
             cue_out,
         };
-        let transition = Transition { fade_in: media.fade_in.unwrap_or(Millis::ZERO), fade_out, overlap };
+        let transition = Transition {
+            fade_in: media.fade_in.unwrap_or(Millis::ZERO),
+            fade_out,
+            overlap,
+        };
         let mut prov = provenance(&pick.origin, pick.pick);
         prov.block = pick.block;
         prov.seed = pick.seed.map(|s| format!("{s:016x}"));
@@ -839,29 +1007,67 @@ impl<'p> Ctx<'p> {
         self.diags.push(Diagnostic {
             at: time_of(t),
             severity: Severity::Error,
-            kind: DiagnosticKind::NoMedia { length: Millis::from_millis((end - t).max(0) as u64) },
+            kind: DiagnosticKind::NoMedia {
+                length: Millis::from_millis((end - t).max(0) as u64),
+            },
         });
         let pick = self
             .entries
             .iter()
             .rev()
-            .take_while(|e| instant_of(e.provenance.frame) == origin.frame && e.provenance.step == origin.step)
+            .take_while(|e| {
+                instant_of(e.provenance.frame) == origin.frame && e.provenance.step == origin.step
+            })
             .count() as u32;
-        self.push(t, end, Source::Fallback, Tier::Fallback, Transition::default(), provenance(origin, pick));
+        self.push(
+            t,
+            end,
+            Source::Fallback,
+            Tier::Fallback,
+            Transition::default(),
+            provenance(origin, pick),
+        );
     }
 
-    fn push(&mut self, start: Instant, end: Instant, source: Source, tier: Tier, transition: Transition, provenance: Provenance) {
-        self.entries.push(Entry { start: time_of(start), end: time_of(end), source, tier, transition, provenance });
+    fn push(
+        &mut self,
+        start: Instant,
+        end: Instant,
+        source: Source,
+        tier: Tier,
+        transition: Transition,
+        provenance: Provenance,
+    ) {
+        self.entries.push(Entry {
+            start: time_of(start),
+            end: time_of(end),
+            source,
+            tier,
+            transition,
+            provenance,
+        });
     }
 
     fn warn(&mut self, t: Instant, kind: DiagnosticKind) {
-        self.diags.push(Diagnostic { at: time_of(t), severity: Severity::Warning, kind });
+        self.diags.push(Diagnostic {
+            at: time_of(t),
+            severity: Severity::Warning,
+            kind,
+        });
     }
 }
 
 impl Pick {
     fn fixed(origin: Origin, pick: u32) -> Pick {
-        Pick { origin, pick, block: None, seed: None, rejected: Vec::new(), relaxed: Vec::new(), crossfade: false }
+        Pick {
+            origin,
+            pick,
+            block: None,
+            seed: None,
+            rejected: Vec::new(),
+            relaxed: Vec::new(),
+            crossfade: false,
+        }
     }
 }
 
@@ -896,8 +1102,14 @@ impl CSlotKind {
     /// Source, tier and length of a slot that is one entry spanning time (webstream, live).
     fn span(&self) -> Option<(Source, Tier, Millis)> {
         match self {
-            CSlotKind::Stream { id, len } => Some((Source::Webstream { id: id.clone() }, Tier::Automation, *len)),
-            CSlotKind::Live { name, len } => Some((Source::Live { name: name.clone() }, Tier::LiveScheduled, *len)),
+            CSlotKind::Stream { id, len } => {
+                Some((Source::Webstream { id: id.clone() }, Tier::Automation, *len))
+            }
+            CSlotKind::Live { name, len } => Some((
+                Source::Live { name: name.clone() },
+                Tier::LiveScheduled,
+                *len,
+            )),
             CSlotKind::Block { .. } | CSlotKind::Fixed { .. } => None,
         }
     }

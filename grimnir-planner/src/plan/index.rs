@@ -39,8 +39,11 @@ impl Interner {
 impl Index {
     pub(crate) fn new(library: &Library) -> Index {
         let n = library.items.len();
-        let (mut artists_i, mut titles_i, mut albums_i) =
-            (Interner(HashMap::new()), Interner(HashMap::new()), Interner(HashMap::new()));
+        let (mut artists_i, mut titles_i, mut albums_i) = (
+            Interner(HashMap::new()),
+            Interner(HashMap::new()),
+            Interner(HashMap::new()),
+        );
         let mut index = Index {
             text: Vec::with_capacity(n),
             artists: Vec::with_capacity(n),
@@ -59,7 +62,9 @@ impl Index {
             keys.dedup();
             index.artists.push(keys.into_boxed_slice());
             index.title.push(titles_i.key(&text.title));
-            index.album.push(item.album.as_ref().map(|_| albums_i.key(&text.album)));
+            index
+                .album
+                .push(item.album.as_ref().map(|_| albums_i.key(&text.album)));
             index.playable.push(item.playable());
             index.by_id.insert(item.id.as_str().to_owned(), i as u32);
             index.text.push(text);
@@ -99,7 +104,10 @@ impl Pool {
 /// Entry length of an item that is not cut: playable length less its crossfade into the next.
 pub(crate) fn entry_len(item: &crate::media::MediaItem, station_crossfade: Millis) -> i64 {
     let len = item.playable();
-    let overlap = item.crossfade.unwrap_or(station_crossfade).min(Millis::from_millis(len.as_millis() / 2));
+    let overlap = item
+        .crossfade
+        .unwrap_or(station_crossfade)
+        .min(Millis::from_millis(len.as_millis() / 2));
     len.signed() - overlap.signed()
 }
 
@@ -145,9 +153,15 @@ impl Pool {
             }
             Order::Random | Order::LeastRecentlyPlayed => {}
         }
-        let mut lengths: Vec<i64> =
-            items.iter().map(|&i| entry_len(&library.items[i as usize], crossfade)).collect();
+        let mut lengths: Vec<i64> = items
+            .iter()
+            .map(|&i| entry_len(&library.items[i as usize], crossfade))
+            .collect();
         lengths.sort_unstable();
-        Arc::new(Pool { items, cumulative, lengths })
+        Arc::new(Pool {
+            items,
+            cumulative,
+            lengths,
+        })
     }
 }

@@ -37,10 +37,18 @@ impl Window {
     /// [`MAX_WINDOW`].
     pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Window> {
         if end <= start {
-            return Err(Error::invalid("window.end", end, format!("must come after the start ({start})")));
+            return Err(Error::invalid(
+                "window.end",
+                end,
+                format!("must come after the start ({start})"),
+            ));
         }
         if (end - start).num_milliseconds() > MAX_WINDOW.signed() {
-            return Err(Error::invalid("window.end", end, "a window may span at most 62 days"));
+            return Err(Error::invalid(
+                "window.end",
+                end,
+                "a window may span at most 62 days",
+            ));
         }
         Ok(Window { start, end })
     }
@@ -75,7 +83,11 @@ pub struct PlanRequest {
 impl PlanRequest {
     /// A request for `window` with `seed`.
     pub fn new(window: Window, seed: u64) -> Self {
-        PlanRequest { window, seed, now: None }
+        PlanRequest {
+            window,
+            seed,
+            now: None,
+        }
     }
 }
 
@@ -202,7 +214,11 @@ impl Planner {
                 .ok_or_else(|| Error::unknown(field, BlockId::KIND, id.as_str()))
         };
         let media_at = |field: &str, id: &MediaId| -> Result<u32> {
-            index.by_id.get(id.as_str()).copied().ok_or_else(|| Error::unknown(field, MediaId::KIND, id.as_str()))
+            index
+                .by_id
+                .get(id.as_str())
+                .copied()
+                .ok_or_else(|| Error::unknown(field, MediaId::KIND, id.as_str()))
         };
         let stream_at = |field: &str, id: &WebstreamId| -> Result<()> {
             if config.webstreams.iter().any(|w| &w.id == id) {
@@ -212,8 +228,11 @@ impl Planner {
             }
         };
 
-        let mut blocks: Vec<CBlock> =
-            config.smart_blocks.iter().map(|b| CBlock::new(b.clone(), &library, &index, crossfade)).collect();
+        let mut blocks: Vec<CBlock> = config
+            .smart_blocks
+            .iter()
+            .map(|b| CBlock::new(b.clone(), &library, &index, crossfade))
+            .collect();
         let library_filler = blocks.len();
         let mut whole = SmartBlock::new("(library)", None);
         whole.name = "Whole library".into();
@@ -234,7 +253,10 @@ impl Planner {
                 let kind = match &slot.kind {
                     SlotKind::SmartBlock { block, duration } => {
                         let b = block_at(&format!("{at}.smart_block.block"), block)?;
-                        CSlotKind::Block { block: b, len: duration.unwrap_or(config.smart_blocks[b].duration.target) }
+                        CSlotKind::Block {
+                            block: b,
+                            len: duration.unwrap_or(config.smart_blocks[b].duration.target),
+                        }
                     }
                     SlotKind::HardItem { media } => CSlotKind::Fixed {
                         items: vec![media_at(&format!("{at}.hard_item.media"), media)?],
@@ -248,17 +270,28 @@ impl Planner {
                             .collect::<Result<_>>()?,
                         kind: "stopset",
                     },
-                    SlotKind::Webstream { webstream, duration } => {
+                    SlotKind::Webstream {
+                        webstream,
+                        duration,
+                    } => {
                         stream_at(&format!("{at}.webstream.webstream"), webstream)?;
-                        CSlotKind::Stream { id: webstream.clone(), len: *duration }
+                        CSlotKind::Stream {
+                            id: webstream.clone(),
+                            len: *duration,
+                        }
                     }
-                    SlotKind::Live { name, duration } => CSlotKind::Live { name: name.clone(), len: *duration },
+                    SlotKind::Live { name, duration } => CSlotKind::Live {
+                        name: name.clone(),
+                        len: *duration,
+                    },
                 };
                 let nominal_len = match &kind {
-                    CSlotKind::Block { len, .. } | CSlotKind::Stream { len, .. } | CSlotKind::Live { len, .. } => *len,
-                    CSlotKind::Fixed { items, .. } => items
-                        .iter()
-                        .fold(Millis::ZERO, |sum, &i| sum.saturating_add(index.playable[i as usize])),
+                    CSlotKind::Block { len, .. }
+                    | CSlotKind::Stream { len, .. }
+                    | CSlotKind::Live { len, .. } => *len,
+                    CSlotKind::Fixed { items, .. } => items.iter().fold(Millis::ZERO, |sum, &i| {
+                        sum.saturating_add(index.playable[i as usize])
+                    }),
                 };
                 if let Some(hard) = slot.hard_start {
                     offset = hard.signed();
@@ -269,10 +302,18 @@ impl Planner {
                 if let Some(run) = runs.last_mut() {
                     run.1.end = si + 1;
                 }
-                slots.push(CSlot { kind, nominal_start: offset, nominal_len });
+                slots.push(CSlot {
+                    kind,
+                    nominal_start: offset,
+                    nominal_len,
+                });
                 offset += nominal_len.signed();
             }
-            clocks.push(CClock { id: clock.id.clone(), slots, runs });
+            clocks.push(CClock {
+                id: clock.id.clone(),
+                slots,
+                runs,
+            });
         }
         let clock_at = |field: &str, id: &ClockId| -> Result<usize> {
             config
@@ -286,7 +327,14 @@ impl Planner {
             .overrides
             .iter()
             .enumerate()
-            .map(|(i, o)| Ok((o.date, o.from, o.to, clock_at(&format!("overrides[{i}].clock"), &o.clock)?)))
+            .map(|(i, o)| {
+                Ok((
+                    o.date,
+                    o.from,
+                    o.to,
+                    clock_at(&format!("overrides[{i}].clock"), &o.clock)?,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
 
         let mut shows = Vec::with_capacity(config.shows.len());
@@ -294,7 +342,9 @@ impl Planner {
             let at = format!("shows[{i}]");
             let content = match &show.content {
                 ShowContent::Live => CContent::Live,
-                ShowContent::SmartBlock(b) => CContent::Block(block_at(&format!("{at}.content.smart_block"), b)?),
+                ShowContent::SmartBlock(b) => {
+                    CContent::Block(block_at(&format!("{at}.content.smart_block"), b)?)
+                }
                 ShowContent::List(items) => CContent::List(
                     items
                         .iter()
@@ -309,13 +359,30 @@ impl Planner {
             };
             let underbooked = match &show.underbooked {
                 Underbooked::Filler => CUnder::Filler,
-                Underbooked::SmartBlock(b) => CUnder::Block(block_at(&format!("{at}.underbooked.smart_block"), b)?),
+                Underbooked::SmartBlock(b) => {
+                    CUnder::Block(block_at(&format!("{at}.underbooked.smart_block"), b)?)
+                }
                 Underbooked::Repeat => CUnder::Repeat,
             };
-            shows.push(CShow { def: show.clone(), content, underbooked });
+            shows.push(CShow {
+                def: show.clone(),
+                content,
+                underbooked,
+            });
         }
         blocks.shrink_to_fit();
-        Ok(Planner { config, library, index, blocks, filler, library_filler, clocks, grid, overrides, shows })
+        Ok(Planner {
+            config,
+            library,
+            index,
+            blocks,
+            filler,
+            library_filler,
+            clocks,
+            grid,
+            overrides,
+            shows,
+        })
     }
 
     /// The station configuration this planner was built from.
@@ -336,7 +403,12 @@ impl Planner {
     /// diagnostics.
     pub fn plan(&self, request: PlanRequest) -> (Timeline, Vec<Diagnostic>) {
         let now = request.now.unwrap_or(request.window.start);
-        let mut ctx = fill::Ctx::new(self, request.seed, to_instant(now), to_instant(request.window.end));
+        let mut ctx = fill::Ctx::new(
+            self,
+            request.seed,
+            to_instant(now),
+            to_instant(request.window.end),
+        );
         ctx.run(to_instant(request.window.start));
         ctx.finish(request.window.start, request.window.end)
     }
@@ -344,7 +416,12 @@ impl Planner {
     /// Extends `timeline` so that it covers up to `until`, exactly as if the longer window had
     /// been planned in one go (same seed, same `now`).
     pub fn extend(&self, timeline: &Timeline, until: DateTime<Utc>) -> (Timeline, Vec<Diagnostic>) {
-        let mut ctx = fill::Ctx::new(self, timeline.seed, to_instant(timeline.now), to_instant(until));
+        let mut ctx = fill::Ctx::new(
+            self,
+            timeline.seed,
+            to_instant(timeline.now),
+            to_instant(until),
+        );
         ctx.keep(&timeline.entries);
         ctx.run(to_instant(timeline.covered_until()));
         let end = until.max(timeline.end);
@@ -359,10 +436,25 @@ impl Planner {
     /// cut with a fade only if a new hard boundary now falls inside it); everything after is
     /// planned anew, with separation counting the kept entries. With unchanged inputs the result
     /// equals the original timeline.
-    pub fn replan(&self, timeline: &Timeline, from: DateTime<Utc>, now: DateTime<Utc>) -> (Timeline, Vec<Diagnostic>) {
+    pub fn replan(
+        &self,
+        timeline: &Timeline,
+        from: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> (Timeline, Vec<Diagnostic>) {
         let from_i = to_instant(from);
-        let kept: Vec<_> = timeline.entries.iter().filter(|e| to_instant(e.start) < from_i).cloned().collect();
-        let mut ctx = fill::Ctx::new(self, timeline.seed, to_instant(now), to_instant(timeline.end));
+        let kept: Vec<_> = timeline
+            .entries
+            .iter()
+            .filter(|e| to_instant(e.start) < from_i)
+            .cloned()
+            .collect();
+        let mut ctx = fill::Ctx::new(
+            self,
+            timeline.seed,
+            to_instant(now),
+            to_instant(timeline.end),
+        );
         let resume_at = ctx.keep_and_fit(kept, to_instant(timeline.start));
         ctx.run(resume_at);
         let (mut t, d) = ctx.finish(timeline.start, timeline.end);
@@ -377,27 +469,47 @@ impl Planner {
             .rev()
             .find(|(d, from, to, _)| *d == date && (*from..*to).contains(&hour))
             .map(|o| o.3)
-            .or_else(|| self.grid.get((weekday * 24 + hour) as usize).copied().flatten())
+            .or_else(|| {
+                self.grid
+                    .get((weekday * 24 + hour) as usize)
+                    .copied()
+                    .flatten()
+            })
     }
 }
 
 impl CBlock {
     fn new(def: SmartBlock, library: &Library, index: &Index, crossfade: Millis) -> CBlock {
         let filter = def.filter.as_ref().map(crate::filter::Filter::compile);
-        let uses_now = def.filter.as_ref().is_some_and(crate::filter::Filter::uses_now);
-        let pool = (!uses_now).then(|| Pool::build(&def, filter.as_ref(), library, index, 0, crossfade));
+        let uses_now = def
+            .filter
+            .as_ref()
+            .is_some_and(crate::filter::Filter::uses_now);
+        let pool =
+            (!uses_now).then(|| Pool::build(&def, filter.as_ref(), library, index, 0, crossfade));
         let mut shares = Vec::new();
         let (mut max_per_artist, mut max_per_album) = (None, None);
         for q in &def.quotas {
             match q {
                 crate::block::Quota::MaxPerArtist(n) => max_per_artist = Some(*n),
                 crate::block::Quota::MaxPerAlbum(n) => max_per_album = Some(*n),
-                crate::block::Quota::TagShare { tag, at_least, at_most } => {
+                crate::block::Quota::TagShare {
+                    tag,
+                    at_least,
+                    at_most,
+                } => {
                     shares.push((tag.to_lowercase(), *at_least, *at_most));
                 }
             }
         }
-        CBlock { def, filter, pool, shares, max_per_artist, max_per_album }
+        CBlock {
+            def,
+            filter,
+            pool,
+            shares,
+            max_per_artist,
+            max_per_album,
+        }
     }
 }
 

@@ -53,10 +53,18 @@ pub(crate) struct RunState {
 
 impl RunState {
     pub(crate) fn new(shares: usize) -> Self {
-        RunState { shares: vec![0; shares], ..RunState::default() }
+        RunState {
+            shares: vec![0; shares],
+            ..RunState::default()
+        }
     }
 
-    pub(crate) fn add(&mut self, item: u32, index: &Index, shares: &[(String, Option<f64>, Option<f64>)]) {
+    pub(crate) fn add(
+        &mut self,
+        item: u32,
+        index: &Index,
+        shares: &[(String, Option<f64>, Option<f64>)],
+    ) {
         let i = item as usize;
         self.used.push(item);
         self.count += 1;
@@ -82,7 +90,10 @@ fn bump(counts: &mut Vec<(u32, u32)>, key: u32) {
 }
 
 fn count(counts: &[(u32, u32)], key: u32) -> u32 {
-    counts.iter().find(|(k, _)| *k == key).map_or(0, |(_, n)| *n)
+    counts
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(0, |(_, n)| *n)
 }
 
 /// The item chosen, which block's pool it came from, and what it took.
@@ -99,7 +110,14 @@ impl Ctx<'_> {
     /// Chooses an item for `block`, loosening rules in the documented order and finally
     /// borrowing from the station filler and the whole library. `None` only when no item can
     /// play at all.
-    pub(crate) fn select(&mut self, block: usize, run: &RunState, t: Instant, fit: Fit, seed: u64) -> Option<Choice> {
+    pub(crate) fn select(
+        &mut self,
+        block: usize,
+        run: &RunState,
+        t: Instant,
+        fit: Fit,
+        seed: u64,
+    ) -> Option<Choice> {
         let mut chain = vec![block];
         for b in [self.p.filler, self.p.library_filler] {
             if !chain.contains(&b) {
@@ -115,14 +133,21 @@ impl Ctx<'_> {
             let mut rng = chacha(seed ^ n as u64);
             for level in 0..=LEVELS.len() {
                 let counts = (n == 0 && level == 0).then_some(&mut rejected);
-                if let Some(item) = self.search(b, block, &pool, level, run, t, fit, &mut rng, counts) {
+                if let Some(item) =
+                    self.search(b, block, &pool, level, run, t, fit, &mut rng, counts)
+                {
                     let mut relaxed = Vec::with_capacity(level + 1);
                     if n > 0 {
                         relaxed.push(Relaxation::Filter);
                     }
                     relaxed.extend_from_slice(&LEVELS[..level]);
                     relaxed.sort();
-                    return Some(Choice { item, block: b, relaxed, rejected });
+                    return Some(Choice {
+                        item,
+                        block: b,
+                        relaxed,
+                        rejected,
+                    });
                 }
             }
         }
@@ -138,7 +163,14 @@ impl Ctx<'_> {
         }
         let block = &self.p.blocks[b];
         let crossfade = self.p.config.station.crossfade;
-        let pool = Pool::build(&block.def, block.filter.as_ref(), &self.p.library, &self.p.index, self.now, crossfade);
+        let pool = Pool::build(
+            &block.def,
+            block.filter.as_ref(),
+            &self.p.library,
+            &self.p.index,
+            self.now,
+            crossfade,
+        );
         self.pools[b] = Some(Arc::clone(&pool));
         pool
     }
@@ -182,7 +214,10 @@ impl Ctx<'_> {
         match order {
             Order::LeastRecentlyPlayed => {
                 let mut set = self.lrp[b].take().unwrap_or_else(|| {
-                    pool.items.iter().map(|&i| (self.last_played[i as usize], i)).collect()
+                    pool.items
+                        .iter()
+                        .map(|&i| (self.last_played[i as usize], i))
+                        .collect()
                 });
                 let mut cursor: Option<(Instant, u32)> = None;
                 loop {
@@ -243,7 +278,10 @@ impl Ctx<'_> {
 
     /// Entry length of item `c` if it is not cut: its playable length less its crossfade.
     fn effective_len(&self, c: u32) -> i64 {
-        super::index::entry_len(&self.p.library.items[c as usize], self.p.config.station.crossfade)
+        super::index::entry_len(
+            &self.p.library.items[c as usize],
+            self.p.config.station.crossfade,
+        )
     }
 
     /// Whether, after `c`, at most one more item would be needed to reach the goal: from then
@@ -265,7 +303,11 @@ impl Ctx<'_> {
         let eff = |c: u32| self.effective_len(c);
         // A hard end cuts the audio; a soft target is met by the entry's length.
         let closes = |c: u32| {
-            if fit.hard { (want..=want + tol).contains(&audio(c)) } else { (eff(c) - want).abs() <= tol }
+            if fit.hard {
+                (want..=want + tol).contains(&audio(c))
+            } else {
+                (eff(c) - want).abs() <= tol
+            }
         };
         if let Some(&c) = found.iter().find(|&&c| closes(c)) {
             return Some(c);
@@ -273,30 +315,49 @@ impl Ctx<'_> {
         let sets_up_close = |c: u32| {
             let rest = want - eff(c);
             rest > 0
-                && if fit.hard { pool.has_length_in(rest, rest + tol) } else { pool.has_length_in(rest - tol, rest + tol) }
+                && if fit.hard {
+                    pool.has_length_in(rest, rest + tol)
+                } else {
+                    pool.has_length_in(rest - tol, rest + tol)
+                }
         };
         if let Some(&c) = found.iter().find(|&&c| sets_up_close(c)) {
             return Some(c);
         }
         if fit.hard {
-            return found.iter().filter(|&&c| audio(c) >= want).min_by_key(|&&c| audio(c)).copied().or(Some(first));
+            return found
+                .iter()
+                .filter(|&&c| audio(c) >= want)
+                .min_by_key(|&&c| audio(c))
+                .copied()
+                .or(Some(first));
         }
         // Nothing lands inside the tolerance: rather end early (the next pick continues) than
         // overrun the target.
-        found.iter().find(|&&c| eff(c) <= want + tol).copied().or(Some(first))
+        found
+            .iter()
+            .find(|&&c| eff(c) <= want + tol)
+            .copied()
+            .or(Some(first))
     }
 
     /// Checks candidate `c` for block `b` at loosening `level`; quotas and no-repeat are those of
     /// the block that was asked (`asked`), which may differ when a filler supplies the item.
     #[allow(clippy::too_many_arguments)]
-    fn accept(&self, b: usize, asked: usize, c: u32, level: usize, run: &RunState, t: Instant, pool_len: usize) -> Result<(), Rule> {
+    fn accept(
+        &self,
+        b: usize,
+        asked: usize,
+        c: u32,
+        level: usize,
+        run: &RunState,
+        t: Instant,
+        pool_len: usize,
+    ) -> Result<(), Rule> {
         let i = c as usize;
         let index = &self.p.index;
-        if level < 7 {
-            if run.used.contains(&c) {
-                return Err(Rule::RepeatInRun);
-            }
-        } else if pool_len > 1 && self.last_item == Some(c) {
+        // Never the item that just played, at any level, while the pool has another.
+        if (level < 7 && run.used.contains(&c)) || (pool_len > 1 && self.last_item == Some(c)) {
             return Err(Rule::RepeatInRun);
         }
         let sep = &self.p.blocks[b].def.separation;
@@ -327,7 +388,10 @@ impl Ctx<'_> {
         if level < 4 {
             let blk = &self.p.blocks[asked];
             if let Some(max) = blk.max_per_artist {
-                if index.artists[i].iter().any(|&a| count(&run.artists, a) >= max) {
+                if index.artists[i]
+                    .iter()
+                    .any(|&a| count(&run.artists, a) >= max)
+                {
                     return Err(Rule::MaxPerArtist);
                 }
             }
@@ -353,8 +417,13 @@ impl Ctx<'_> {
 
     fn too_close(&self, last: Option<(Instant, u64)>, w: Window, halve: bool, t: Instant) -> bool {
         let Some((at, play)) = last else { return false };
-        let (minutes, items) = if halve { (w.minutes / 2, w.items / 2) } else { (w.minutes, w.items) };
+        let (minutes, items) = if halve {
+            (w.minutes / 2, w.items / 2)
+        } else {
+            (w.minutes, w.items)
+        };
         let between = self.plays.saturating_sub(play + 1);
-        (minutes > 0 && t - at < i64::from(minutes) * 60_000) || (items > 0 && between < u64::from(items))
+        (minutes > 0 && t - at < i64::from(minutes) * 60_000)
+            || (items > 0 && between < u64::from(items))
     }
 }
