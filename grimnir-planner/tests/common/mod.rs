@@ -285,6 +285,14 @@ fn check_hard_starts(
         if first_of_slot.start != e.start || p.pick != 0 {
             continue;
         }
+        // A slot that opens a plan or a frame starting part way through the hour (after a show,
+        // or Lord Howe's 02:30) continues from there by design.
+        let frame_local = p.frame.with_timezone(&tz);
+        let part_way_frame =
+            e.start == p.frame && (frame_local.minute(), frame_local.second()) != (0, 0);
+        if e.start == timeline.start || part_way_frame {
+            continue;
+        }
         let wall = e.start.with_timezone(&tz);
         let into_hour = u64::from(wall.minute()) * 60_000
             + u64::from(wall.second()) * 1000
