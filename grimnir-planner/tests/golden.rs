@@ -4,6 +4,9 @@
 //! When a change to planning is intended, review the new output and update the snapshot
 //! (`cargo insta review`, or `INSTA_UPDATE=always cargo test --test golden`) and the hash.
 
+// Helpers here are test code too: an unwrap that fails is a failing test.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,9 @@
 //! Property tests: for random libraries, blocks, clocks, shows, zones and windows, every plan
 //! keeps the timeline's promises, and planning is deterministic.
 
+// Helpers here are test code too: an unwrap that fails is a failing test.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use chrono::{NaiveDate, NaiveTime, TimeDelta, Weekday};
@@ -246,9 +249,10 @@ fn show(i: usize, blocks: usize, items: usize) -> impl Strategy<Value = Show> {
                         Weekday::Sun,
                     ][day],
                 ]),
-                starts_on: NaiveDate::from_ymd_opt(2025, 12, 1).unwrap(),
+                starts_on: NaiveDate::from_ymd_opt(2025, 12, 1).expect("a real date"),
                 ends_on: None,
-                start: NaiveTime::from_hms_opt(hour, quarter * 15, 0).unwrap(),
+                start: NaiveTime::from_hms_opt(hour, quarter * 15, 0)
+                    .expect("hour < 24, minute < 60"),
                 end: None,
                 duration: Some(Millis::from_minutes(minutes)),
                 underbooked: if repeat && matches!(content, ShowContent::List(_)) {
@@ -330,7 +334,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                         })
                         .collect();
                     let start = utc("2026-01-01T00:00:00Z") + TimeDelta::minutes(start * 15);
-                    let window = Window::hours(start, hours).unwrap();
+                    let window = Window::hours(start, hours).expect("at most 30 hours");
                     Scenario {
                         config,
                         library: Library {

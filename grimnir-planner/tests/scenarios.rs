@@ -1,6 +1,9 @@
 //! Planning scenarios through the public API: clocks, hard starts, shows, DST, starvation,
 //! rolling horizons and validation.
 
+// Helpers here are test code too: an unwrap that fails is a failing test.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use chrono::{TimeDelta, Timelike};
