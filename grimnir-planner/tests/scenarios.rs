@@ -622,6 +622,22 @@ fn extend_equals_one_longer_plan() {
 }
 
 #[test]
+fn extend_resumes_inside_an_hour_the_plan_began_part_way() {
+    // The window starts at :05, inside the first (soft) block; extending from inside that same
+    // block must give what one plan gives.
+    let (config, library) = hourly_station(chrono_tz::UTC);
+    let planner = Planner::new(config, library).unwrap();
+    let start = utc("2026-05-05T10:05:00Z");
+    let (whole, _) = planner.plan(PlanRequest::new(Window::hours(start, 3).unwrap(), 21));
+    for minutes in [2, 4, 6, 9, 25, 50] {
+        let short = Window::new(start, start + TimeDelta::minutes(minutes)).unwrap();
+        let (part, _) = planner.plan(PlanRequest::new(short, 21));
+        let (extended, _) = planner.extend(&part, start + TimeDelta::hours(3));
+        assert_eq!(extended.entries, whole.entries, "split after {minutes} min");
+    }
+}
+
+#[test]
 fn replan_with_unchanged_inputs_changes_nothing() {
     let (config, library) = hourly_station(chrono_tz::Europe::London);
     let planner = Planner::new(config, library).unwrap();

@@ -455,9 +455,14 @@ impl<'p> Ctx<'p> {
         let clock = &p.clocks[c];
         // The instant at which the template's 00:00 is (or would be) on the wall.
         let origin = frame.wall.start - frame.wall.offset;
+        // Where planning of this frame began: here, or where the kept part of it began.
+        let began = match resume {
+            Some(_) => self.frame_began(frame.start).unwrap_or(from),
+            None => from,
+        };
         // Part way into the template: a window or show ending mid-hour, or a DST change that
         // skips the first half hour (Lord Howe Island).
-        let part_way = resume.is_none() && from > origin;
+        let part_way = began > origin;
         let mut t = from;
         for (ri, (anchor, range)) in clock.runs.iter().enumerate() {
             let template_end = clock.runs.get(ri + 1).map_or(super::hour_ms(), |r| r.0);
@@ -496,10 +501,10 @@ impl<'p> Ctx<'p> {
                         origin + slot.nominal_start,
                         origin + slot.nominal_start + slot.nominal_len.signed(),
                     );
-                    if ne <= from || (ns < from && matches!(slot.kind, CSlotKind::Fixed { .. })) {
+                    if ne <= began || (ns < began && matches!(slot.kind, CSlotKind::Fixed { .. })) {
                         continue;
                     }
-                    if ns < from {
+                    if ns < began {
                         nominal_end = Some(ne);
                     }
                 }
@@ -602,6 +607,16 @@ impl<'p> Ctx<'p> {
             }
         }
         t
+    }
+
+    /// Start of the first entry already placed in the frame starting at `frame`.
+    fn frame_began(&self, frame: Instant) -> Option<Instant> {
+        self.entries
+            .iter()
+            .rev()
+            .take_while(|e| instant_of(e.provenance.frame) == frame)
+            .last()
+            .map(|e| instant_of(e.start))
     }
 
     /// Start of the first entry already placed by `step` of the frame starting at `frame`.
