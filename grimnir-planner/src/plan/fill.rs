@@ -208,7 +208,7 @@ impl<'p> Ctx<'p> {
         };
         self.keep(&kept);
         let (s, e) = (instant_of(last.start), instant_of(last.end));
-        self.load_occurrences(s);
+        self.load_occurrences(s, false);
         let frame = self.frame_at(s);
         if frame.end < e {
             let cut = frame.end;
@@ -232,7 +232,7 @@ impl<'p> Ctx<'p> {
     /// Plans from `from` until the entry that crosses the stop time has been placed.
     pub(crate) fn run(&mut self, from: Instant) {
         self.load_history(from);
-        self.load_occurrences(from);
+        self.load_occurrences(from, true);
         let mut t = from;
         while t < self.stop_at {
             let frame = self.frame_at(t);
@@ -292,8 +292,9 @@ impl<'p> Ctx<'p> {
 
     // ----- frames -------------------------------------------------------------------------
 
-    /// Computes show occurrences around `from`.
-    fn load_occurrences(&mut self, from: Instant) {
+    /// Computes show occurrences around `from`; `report` adds diagnostics for those that
+    /// start in the plan (only the planning pass reports, so nothing is said twice).
+    fn load_occurrences(&mut self, from: Instant, report: bool) {
         let hour = super::hour_ms();
         let (lo, hi) = (from - 48 * hour, self.stop_at.max(from) + 26 * hour);
         let tz = self.tz;
@@ -327,7 +328,7 @@ impl<'p> Ctx<'p> {
         }
         raw.sort_by_key(|&(start, si, ..)| (start, si));
         let mut occurrences = Vec::with_capacity(raw.len());
-        let in_plan = |t: Instant| t >= from && t < self.stop_at;
+        let in_plan = |t: Instant| report && t >= from && t < self.stop_at;
         for (k, &(start, si, end, how)) in raw.iter().enumerate() {
             // Equal priority: first in time wins. A show is pushed back past every show that
             // started before it (or at the same time and is listed earlier) and is still on.
