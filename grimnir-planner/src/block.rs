@@ -207,7 +207,10 @@ impl Separation {
 /// A mix rule over one run of a block.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[cfg_attr(
+    feature = "serde",
+    serde(rename_all = "snake_case", deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub enum Quota {
     /// At most this many items by one artist.
@@ -296,8 +299,10 @@ pub struct TargetDuration {
     pub target: Millis,
     /// How far the run may end from `target` either way.
     pub tolerance: Millis,
-    /// Let the last item play out fully even past `target + tolerance` (the next soft slot then
-    /// starts later). Hard starts are never overrun.
+    /// Take items in the block's order even when the last one runs past `target + tolerance`
+    /// (the next soft slot then starts later). Without it, the last pick prefers an item that
+    /// ends within the tolerance, then one that ends before `target + tolerance`; only when every
+    /// candidate would run over does the run overrun anyway. Hard starts are never overrun.
     pub allow_overrun: bool,
 }
 

@@ -29,8 +29,13 @@ pub struct Clock {
 }
 
 /// One element of a clock.
+///
+/// In a file, a slot is a map with exactly one kind key and an optional `hard_start`:
+/// `{ stopset: { items: [ad-1, ad-2] }, hard_start: "30:00" }`. Unknown keys are refused, so a
+/// misspelt `hard_start` cannot silently turn a timed break into a floating one.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "SlotFile"))]
 pub struct Slot {
     /// What the slot plays.
     #[cfg_attr(feature = "serde", serde(flatten))]
@@ -64,7 +69,10 @@ impl Slot {
 /// What a clock slot plays.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[cfg_attr(
+    feature = "serde",
+    serde(rename_all = "snake_case", deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub enum SlotKind {
     /// Items chosen by a smart block.
@@ -102,6 +110,110 @@ pub enum SlotKind {
         /// How long it lasts.
         duration: Millis,
     },
+}
+
+/// The file form of a [`Slot`]: every kind as an optional key, so that unknown keys can be
+/// refused (serde's `flatten` cannot refuse them).
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlotFile {
+    #[serde(default)]
+    smart_block: Option<SmartBlockSlot>,
+    #[serde(default)]
+    hard_item: Option<HardItemSlot>,
+    #[serde(default)]
+    stopset: Option<StopsetSlot>,
+    #[serde(default)]
+    webstream: Option<WebstreamSlot>,
+    #[serde(default)]
+    live: Option<LiveSlot>,
+    #[serde(default)]
+    hard_start: Option<Millis>,
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmartBlockSlot {
+    block: BlockId,
+    #[serde(default)]
+    duration: Option<Millis>,
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HardItemSlot {
+    media: MediaId,
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StopsetSlot {
+    items: Vec<MediaId>,
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebstreamSlot {
+    webstream: WebstreamId,
+    duration: Millis,
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LiveSlot {
+    name: String,
+    duration: Millis,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<SlotFile> for Slot {
+    type Error = String;
+
+    fn try_from(f: SlotFile) -> Result<Slot, String> {
+        let mut kinds = Vec::with_capacity(1);
+        if let Some(s) = f.smart_block {
+            kinds.push(SlotKind::SmartBlock {
+                block: s.block,
+                duration: s.duration,
+            });
+        }
+        if let Some(s) = f.hard_item {
+            kinds.push(SlotKind::HardItem { media: s.media });
+        }
+        if let Some(s) = f.stopset {
+            kinds.push(SlotKind::Stopset { items: s.items });
+        }
+        if let Some(s) = f.webstream {
+            kinds.push(SlotKind::Webstream {
+                webstream: s.webstream,
+                duration: s.duration,
+            });
+        }
+        if let Some(s) = f.live {
+            kinds.push(SlotKind::Live {
+                name: s.name,
+                duration: s.duration,
+            });
+        }
+        match (kinds.pop(), kinds.is_empty()) {
+            (Some(kind), true) => Ok(Slot {
+                kind,
+                hard_start: f.hard_start,
+            }),
+            (None, _) => {
+                Err("a slot needs one of smart_block, hard_item, stopset, webstream, live".into())
+            }
+            (Some(_), false) => Err(
+                "a slot has exactly one of smart_block, hard_item, stopset, webstream, live".into(),
+            ),
+        }
+    }
 }
 
 impl SlotKind {

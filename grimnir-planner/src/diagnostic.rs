@@ -46,7 +46,8 @@ pub enum DiagnosticKind {
     },
     /// A block's rules were loosened so the air could be filled.
     Relaxed {
-        /// The block.
+        /// The block whose rules gave way (the entry's provenance names the block that
+        /// supplied the item, which differs when it was borrowed from a filler).
         block: BlockId,
         /// What was loosened (the last step taken).
         relaxation: Relaxation,

@@ -14,9 +14,11 @@
 //!         - energy: { gt: 0.7 }
 //! ```
 //!
-//! Text comparisons ignore case. A number or date condition on a field the item does not have is
-//! false, except the negative ones (`is_not`, `exclude`, `not_within`), which are true.
-//! `duration` compares the playable length (between cue points) in seconds.
+//! Text comparisons ignore case. A condition on a field the item does not have is false, except
+//! the negative ones: `is_not` (text), `exclude` (tags) and `not_within` (dates; never played
+//! counts as not within). `duration` compares the playable length (between cue points) in
+//! seconds. `last_played` reads the item's own field, as the library knew it when the plan was
+//! made; plays within the plan itself are governed by the separation rules, not by filters.
 
 use chrono::{DateTime, Utc};
 

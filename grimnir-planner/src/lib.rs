@@ -11,8 +11,10 @@
 //!   last smart block before them and cutting the item that crosses them with a fade.
 //! - **Never dead air.** When rules cannot all be met, they are loosened in a documented order
 //!   (see [`Relaxation`]) and the air is filled anyway; each loosening is reported as a
-//!   [`Diagnostic`]. A block with nothing eligible borrows from the station filler, then from the
-//!   whole library in least-recently-played order, so a small playlist never loops on itself.
+//!   [`Diagnostic`]. Before a song may come back within its title separation, a block that has
+//!   run dry borrows from the station filler, then from the whole library in
+//!   least-recently-played order, so a thin block does not replay its few songs while the library
+//!   could fill; the item that just played never plays again next while anything else can.
 //!   Only an empty library yields a [`Tier::Fallback`] entry.
 //! - **Deterministic.** Randomness comes only from ChaCha8 streams seeded from the plan seed, the
 //!   station and the pick's place in the schedule. Same inputs, same timeline, byte for byte.

@@ -82,7 +82,7 @@ pub struct MediaItem {
         serde(default, skip_serializing_if = "Option::is_none")
     )]
     pub cue_out: Option<Millis>,
-    /// Fade-in length that overrides the station default for this item.
+    /// Fade in from silence over this long when the item starts (no fade when absent).
     #[cfg_attr(
         feature = "serde",
         serde(default, skip_serializing_if = "Option::is_none")

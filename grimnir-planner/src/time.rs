@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 ///
 /// In station and library files a length is written either as a number of seconds
 /// (`215`, `215.5`) or as a string: `"3:35"`, `"1:02:03.5"`, `"90s"`, `"250ms"`, `"4m30s"`,
-/// `"2h"`. It is written back as a number of seconds.
+/// `"2h"`, `"30d"`. It is written back as a number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Millis(u64);
 
@@ -129,7 +129,7 @@ fn parse_unit_form(text: &str) -> Result<Millis, String> {
         let num_end = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .ok_or_else(|| {
-                format!("`{text}` needs a unit (h, m, s or ms) after its last number")
+                format!("`{text}` needs a unit (d, h, m, s or ms) after its last number")
             })?;
         if num_end == 0 {
             return Err(format!(
@@ -144,13 +144,14 @@ fn parse_unit_form(text: &str) -> Result<Millis, String> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
         let factor = match rest[..unit_end].trim() {
+            "d" => 86_400.0,
             "h" => 3600.0,
             "m" | "min" => 60.0,
             "s" => 1.0,
             "ms" => 0.001,
             other => {
                 return Err(format!(
-                    "unknown unit `{other}` in `{text}` (use h, m, s or ms)"
+                    "unknown unit `{other}` in `{text}` (use d, h, m, s or ms)"
                 ));
             }
         };
@@ -371,6 +372,7 @@ mod tests {
         assert_eq!(Millis::parse("4m30s"), Ok(Millis::from_secs(270)));
         assert_eq!(Millis::parse("250ms"), Ok(Millis::from_millis(250)));
         assert_eq!(Millis::parse("2h"), Ok(Millis::from_secs(7200)));
+        assert_eq!(Millis::parse("30d"), Ok(Millis::from_secs(30 * 86_400)));
         assert_eq!(Millis::parse("12.25"), Ok(Millis::from_millis(12_250)));
         assert!(Millis::parse("-3").is_err());
         assert!(Millis::parse("3:75").is_err());

@@ -162,6 +162,13 @@ pub struct Rejection {
 }
 
 /// A rule the planner loosened to fill the air, in the order it loosens them.
+///
+/// For each pick the planner first tries the block with all its rules, then gives way step by
+/// step: album separation, artist separation halved, artist separation, quotas. If nothing fits
+/// yet, it borrows from the station filler block and then from the whole library, each under its
+/// own rules, before it lets the same song come back sooner: title separation halved, title
+/// separation, and finally repeats within the block's run. The item that just played is never
+/// chosen again while anything else can be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
@@ -175,15 +182,15 @@ pub enum Relaxation {
     ArtistSeparation,
     /// 4. Quotas ignored.
     Quotas,
-    /// 5. Title separation windows halved.
-    TitleSeparationHalved,
-    /// 6. Title separation ignored.
-    TitleSeparation,
-    /// 7. Items may repeat within the block's run (never the item that just played, if there is
-    ///    any other).
-    RepeatInRun,
-    /// 8. The block had nothing eligible: the station filler chose instead.
+    /// 5. The block had nothing eligible under the rules so far: the station filler (or, failing
+    ///    that, the whole library) supplied the item, under its own rules.
     Filter,
+    /// 6. Title separation windows halved.
+    TitleSeparationHalved,
+    /// 7. Title separation ignored.
+    TitleSeparation,
+    /// 8. Items may repeat within the block's run.
+    RepeatInRun,
 }
 
 impl Relaxation {
@@ -194,10 +201,10 @@ impl Relaxation {
             Relaxation::ArtistSeparationHalved => "artist separation halved",
             Relaxation::ArtistSeparation => "artist separation ignored",
             Relaxation::Quotas => "quotas ignored",
+            Relaxation::Filter => "nothing eligible left in the block: borrowed from the filler",
             Relaxation::TitleSeparationHalved => "title separation halved",
             Relaxation::TitleSeparation => "title separation ignored",
             Relaxation::RepeatInRun => "repeats within the block allowed",
-            Relaxation::Filter => "block filter replaced by the station filler",
         }
     }
 }

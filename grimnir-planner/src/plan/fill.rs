@@ -891,11 +891,10 @@ impl<'p> Ctx<'p> {
                     if let Some(level) = choice.relaxed.last() {
                         let key = (job.origin.frame, job.origin.step, *level);
                         if self.reported.insert(key) {
-                            let chosen_by = choice.block;
                             self.warn(
                                 t,
                                 DiagnosticKind::Relaxed {
-                                    block: p.blocks[chosen_by].def.id.clone(),
+                                    block: block.def.id.clone(),
                                     relaxation: *level,
                                 },
                             );

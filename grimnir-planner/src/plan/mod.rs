@@ -309,6 +309,26 @@ impl Planner {
                 });
                 offset += nominal_len.signed();
             }
+            // The last smart block of a run stretches to whatever the slots after it leave
+            // before the run's hard end; lay the nominal template out the same way, so that an
+            // hour entered part way finds each slot where it really plays.
+            for (ri, (_, range)) in runs.iter().enumerate() {
+                let run_end = runs.get(ri + 1).map_or(HOUR_MS, |r| r.0);
+                let Some(last) = range
+                    .clone()
+                    .rev()
+                    .find(|&i| matches!(slots[i].kind, CSlotKind::Block { .. }))
+                else {
+                    continue;
+                };
+                let mut at = run_end;
+                for i in (last + 1..range.end).rev() {
+                    at -= slots[i].nominal_len.signed();
+                    slots[i].nominal_start = at;
+                }
+                let start = slots[last].nominal_start;
+                slots[last].nominal_len = Millis::from_millis((at - start).max(0) as u64);
+            }
             clocks.push(CClock {
                 id: clock.id.clone(),
                 slots,

@@ -24,6 +24,12 @@ const LEVELS: [Relaxation; 7] = [
     Relaxation::RepeatInRun,
 ];
 
+/// Levels (first and last, inclusive) tried before borrowing from the fillers: everything up to
+/// and including ignoring quotas.
+const BEFORE_BORROWING: (usize, usize) = (0, 4);
+/// Levels tried after borrowing failed: title separation and repeats give way.
+const AFTER_BORROWING: (usize, usize) = (5, 7);
+
 /// Random draws tried before a full scan of the pool.
 const DRAWS: u32 = 16;
 /// Acceptable candidates looked at when choosing the one that best fits the remaining time.
@@ -118,26 +124,34 @@ impl Ctx<'_> {
         fit: Fit,
         seed: u64,
     ) -> Option<Choice> {
-        let mut chain = vec![block];
+        let mut fillers = Vec::with_capacity(2);
         for b in [self.p.filler, self.p.library_filler] {
-            if !chain.contains(&b) {
-                chain.push(b);
+            if b != block && !fillers.contains(&b) {
+                fillers.push(b);
             }
         }
+        // Rules give way in order; before a song may come back within its title separation,
+        // other music is borrowed from the station filler (then the whole library) under that
+        // block's own rules, so a thin block never replays the same few songs while the library
+        // could fill.
+        let mut stages = vec![(block, BEFORE_BORROWING)];
+        stages.extend(fillers.iter().map(|&b| (b, BEFORE_BORROWING)));
+        stages.push((block, AFTER_BORROWING));
+        stages.extend(fillers.iter().map(|&b| (b, AFTER_BORROWING)));
         let mut rejected = [0u32; 7];
-        for (n, &b) in chain.iter().enumerate() {
+        for (b, levels) in stages {
             let pool = self.pool(b);
             if pool.items.is_empty() {
                 continue;
             }
-            let mut rng = chacha(seed ^ n as u64);
-            for level in 0..=LEVELS.len() {
-                let counts = (n == 0 && level == 0).then_some(&mut rejected);
+            let mut rng = chacha(seed ^ b as u64);
+            for level in levels.0..=levels.1 {
+                let counts = (b == block && level == 0).then_some(&mut rejected);
                 if let Some(item) =
                     self.search(b, block, &pool, level, run, t, fit, &mut rng, counts)
                 {
                     let mut relaxed = Vec::with_capacity(level + 1);
-                    if n > 0 {
+                    if b != block {
                         relaxed.push(Relaxation::Filter);
                     }
                     relaxed.extend_from_slice(&LEVELS[..level]);
