@@ -37,7 +37,7 @@ test: deps
 
 # Replaced by the server once it exists; for now, the planner's demo.
 run: deps
-	$(CARGO) run --release -p grimnir-planner --example plan -- \
+	$(CARGO) run --release -p grimnir-planner --features yaml,json --example plan -- \
 		grimnir-planner/examples/demo/station.yaml \
 		grimnir-planner/examples/demo/library.yaml --hours 48
 

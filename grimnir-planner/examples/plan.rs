@@ -12,6 +12,7 @@
 //! `--explain T` prints why the entry on air at local time T is there.
 //! Diagnostics go to standard error.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -95,6 +96,19 @@ fn read(path: &PathBuf) -> anyhow::Result<String> {
 }
 
 fn main() -> anyhow::Result<()> {
+    match run() {
+        // `plan ... | head` closes the pipe early: that is the reader's choice, not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let args = parse_args()?;
     let config =
         StationConfig::from_str_as(&read(&args.station)?, Format::from_path(&args.station))
@@ -124,6 +138,7 @@ fn main() -> anyhow::Result<()> {
         .with_timezone(&Utc);
     let window = Window::hours(start, args.hours)?;
     let (timeline, diagnostics) = planner.plan(PlanRequest::new(window, args.seed));
+    let mut out = std::io::stdout().lock();
 
     if let Some(at) = args.explain {
         let t = tz
@@ -132,7 +147,7 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("{at} does not exist in {tz}"))?
             .with_timezone(&Utc);
         match timeline.what_plays_at(t) {
-            Some(entry) => print!("{}", timeline.explain(entry)),
+            Some(entry) => out.write_all(timeline.explain(entry).as_bytes())?,
             None => bail!("{at} is outside the planned window"),
         }
         return Ok(());
@@ -140,15 +155,11 @@ fn main() -> anyhow::Result<()> {
 
     if args.json {
         for entry in &timeline.entries {
-            println!("{}", serde_json::to_string(&json_line(entry))?);
+            writeln!(out, "{}", serde_json::to_string(&json_line(entry))?)?;
         }
     } else {
-        print_table(
-            &timeline.entries,
-            tz,
-            planner.config().station.name.as_str(),
-            args.hours,
-        );
+        let name = planner.config().station.name.as_str();
+        out.write_all(table(&timeline.entries, tz, name, args.hours).as_bytes())?;
     }
 
     let counts = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
@@ -202,8 +213,11 @@ fn json_line(e: &Entry) -> serde_json::Value {
     })
 }
 
-fn print_table(entries: &[Entry], tz: chrono_tz::Tz, name: &str, hours: u32) {
-    println!(
+fn table(entries: &[Entry], tz: chrono_tz::Tz, name: &str, hours: u32) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
         "{name}: {hours} hours from {}",
         entries.first().map_or_else(String::new, |e| {
             e.start
@@ -212,7 +226,8 @@ fn print_table(entries: &[Entry], tz: chrono_tz::Tz, name: &str, hours: u32) {
                 .to_string()
         })
     );
-    println!(
+    let _ = writeln!(
+        s,
         "{:<20} {:>8}  {:<4} {:<13} {:<22} what",
         "local start", "length", "tier", "kind", "from"
     );
@@ -221,7 +236,7 @@ fn print_table(entries: &[Entry], tz: chrono_tz::Tz, name: &str, hours: u32) {
         let local = e.start.with_timezone(&tz);
         if day != Some(local.date_naive()) {
             day = Some(local.date_naive());
-            println!("── {} ──", local.format("%A %Y-%m-%d"));
+            let _ = writeln!(s, "── {} ──", local.format("%A %Y-%m-%d"));
         }
         let from = match (&e.provenance.clock, &e.provenance.show, e.provenance.role) {
             (_, _, Role::HourFill) => "filler (no clock)".to_owned(),
@@ -248,7 +263,8 @@ fn print_table(entries: &[Entry], tz: chrono_tz::Tz, name: &str, hours: u32) {
             Tier::Fallback => "4!",
             _ => "3",
         };
-        println!(
+        let _ = writeln!(
+            s,
             "{:<20} {:>8}  {:<4} {:<13} {:<22} {what}{marks}",
             local.format("%a %H:%M:%S%.3f"),
             e.length().to_string(),
@@ -257,7 +273,9 @@ fn print_table(entries: &[Entry], tz: chrono_tz::Tz, name: &str, hours: u32) {
             from,
         );
     }
-    println!(
+    let _ = writeln!(
+        s,
         "✂ cut at a hard boundary with a fade   ≈ a rule was loosened to fill the air (--explain shows which)"
     );
+    s
 }
