@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Peak memory of planning ten stations × 48 hours over the synthetic 100,000-item library
+# (the `plan_48h` benchmark's inputs), which criterion cannot measure.
+#
+#   bash benches/planner-memory.sh
+#
+# Builds grimnir-planner's `synthetic_plan` example in release and runs it under GNU time twice:
+# with all ten planners kept (as a server holds them), then building, planning and dropping one
+# planner at a time. Prints the peak resident set size of each against the 200 MB target.
+set -euo pipefail
+
+TARGET_MB=200
+TIME=/usr/bin/time
+
+log() { printf 'planner-memory: %s\n' "$*"; }
+
+# Run as root directly, otherwise through sudo when it exists (as scripts/ensure-deps.sh does).
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        log "need root to run: $*" >&2
+        exit 1
+    fi
+}
+
+# GNU time (Debian package `time`), only when missing: the shell keyword cannot report memory.
+if [ ! -x "$TIME" ]; then
+    log "installing the Debian package: time"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends time
+fi
+
+cd "$(dirname "$0")/.."
+cargo build --release --quiet -p grimnir-planner --example synthetic_plan
+example=target/release/examples/synthetic_plan
+
+# Runs the example with the given arguments, passes its output through and reports the peak.
+measure() {
+    local label="$1"
+    shift
+    local report
+    report="$(mktemp)"
+    "$TIME" -v -o "$report" "$example" "$@"
+    local kb
+    kb="$(awk -F': *' '/Maximum resident set size/ { print $2 }' "$report")"
+    rm -f "$report"
+    local verdict="over"
+    if [ "$kb" -lt $((TARGET_MB * 1024)) ]; then
+        verdict="under"
+    fi
+    # Megabytes of 2^20 bytes, as GNU time reports kilobytes of 2^10.
+    printf '%s: peak RSS %d MB, %s the %d MB target\n' \
+        "$label" $(((kb + 512) / 1024)) "$verdict" "$TARGET_MB"
+}
+
+measure "ten planners kept" --stations 10
+measure "one planner at a time" --stations 10 --one-at-a-time
