@@ -6,8 +6,10 @@
 //! that budget. Peak memory, which criterion cannot see, is measured by
 //! `benches/planner-memory.sh` at the repository root.
 //!
-//! - `plan_48h/build_planner`: `Planner::new` alone: validating and indexing the library and
-//!   building the block pools (the library clone it consumes is made outside the timing).
+//! - `plan_48h/build_catalog`: `Catalog::new`: validating and indexing the library, once for
+//!   all stations that share it (the library clone it consumes is made outside the timing).
+//! - `plan_48h/build_planner`: `Planner::with_catalog`: one station's configuration checked
+//!   against the catalog and its block pools built.
 //! - `plan_48h/one_station`: `Planner::plan` for 48 hours of one station.
 //! - `plan_48h/ten_stations`: ten stations (own id, zone and seed) planned one after another.
 //!
@@ -17,15 +19,18 @@
 
 use std::hint::black_box;
 
+use std::sync::Arc;
+
 use criterion::{BatchSize, Criterion, SamplingMode, criterion_group, criterion_main};
-use grimnir_planner::Planner;
+use grimnir_planner::{Catalog, Planner};
 
 mod synthetic;
 
 fn plan_48h(c: &mut Criterion) {
     let library = synthetic::library(synthetic::TRACKS, synthetic::LIBRARY_SEED);
+    let catalog = Arc::new(Catalog::new(library.clone()).expect("the synthetic library is valid"));
     let planners: Vec<Planner> = (0..synthetic::STATIONS)
-        .map(|n| Planner::new(synthetic::station(n), library.clone()))
+        .map(|n| Planner::with_catalog(synthetic::station(n), Arc::clone(&catalog)))
         .collect::<Result<_, _>>()
         .expect("the synthetic stations are valid");
 
@@ -34,14 +39,18 @@ fn plan_48h(c: &mut Criterion) {
     // measurement time instead of criterion's linear ramp of 1, 2, … n iterations per sample.
     group.sampling_mode(SamplingMode::Flat);
     group.sample_size(10);
-    group.bench_function("build_planner", |b| {
+    group.bench_function("build_catalog", |b| {
         b.iter_batched(
-            || (synthetic::station(0), library.clone()),
-            |(config, library)| {
-                Planner::new(config, library).expect("the synthetic station is valid")
-            },
+            || library.clone(),
+            |library| Catalog::new(library).expect("the synthetic library is valid"),
             BatchSize::PerIteration,
         );
+    });
+    group.bench_function("build_planner", |b| {
+        b.iter(|| {
+            Planner::with_catalog(black_box(synthetic::station(0)), Arc::clone(&catalog))
+                .expect("the synthetic station is valid")
+        });
     });
 
     group.sample_size(30);

@@ -68,6 +68,11 @@ typed_id!(
     WebstreamId, "webstream"
 );
 
+/// Whether an id passes [`check_id`], without building an error.
+pub(crate) fn id_ok(id: &str) -> bool {
+    !id.is_empty() && id.trim() == id && !id.chars().any(char::is_control)
+}
+
 /// Checks that an id is usable: not empty, no surrounding whitespace, no control characters.
 pub(crate) fn check_id(field: &str, id: &str) -> crate::Result<()> {
     if id.is_empty() {

@@ -95,7 +95,7 @@ pub use error::{Error, Result};
 pub use filter::{DateOp, Filter, MAX_FILTER_DEPTH, NumberOp, TagOp, TextOp};
 pub use ids::{BlockId, ClockId, MediaId, ShowId, StationId, WebstreamId};
 pub use media::{Library, MediaItem, Play};
-pub use plan::{MAX_WINDOW, PlanRequest, Planner, Window};
+pub use plan::{Catalog, MAX_WINDOW, PlanRequest, Planner, Window};
 pub use show::{MonthDay, Overbooked, Repeat, Show, ShowContent, Underbooked};
 pub use station::{Station, StationConfig, Webstream};
 pub use time::Millis;

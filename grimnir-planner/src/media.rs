@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
-use crate::ids::{MediaId, check_id};
+use crate::ids::{MediaId, check_id, id_ok};
 use crate::time::Millis;
 
 /// One playable file with the metadata rules select on.
@@ -157,17 +157,26 @@ impl MediaItem {
 
     /// Checks every field; `at` is the path of this item, e.g. `items[3]`.
     pub fn validate(&self, at: &str) -> Result<()> {
-        check_id(&format!("{at}.id"), self.id.as_str())?;
+        self.check(&|| at.to_owned())
+    }
+
+    /// [`validate`](Self::validate), with the path built only when something is wrong: a large
+    /// library is checked without formatting a string per item.
+    pub(crate) fn check(&self, path: &dyn Fn() -> String) -> Result<()> {
+        let at = path;
+        if !id_ok(self.id.as_str()) {
+            check_id(&format!("{}.id", at()), self.id.as_str())?;
+        }
         if self.title.trim().is_empty() {
             return Err(Error::invalid(
-                format!("{at}.title"),
+                format!("{}.title", at()),
                 "\"\"",
                 "a title must not be empty",
             ));
         }
         if self.duration == Millis::ZERO {
             return Err(Error::invalid(
-                format!("{at}.duration"),
+                format!("{}.duration", at()),
                 0,
                 "must be longer than zero",
             ));
@@ -175,7 +184,7 @@ impl MediaItem {
         for (i, a) in self.artists.iter().enumerate() {
             if a.trim().is_empty() {
                 return Err(Error::invalid(
-                    format!("{at}.artists[{i}]"),
+                    format!("{}.artists[{i}]", at()),
                     "\"\"",
                     "empty artist",
                 ));
@@ -184,7 +193,7 @@ impl MediaItem {
         if let Some(out) = self.cue_out {
             if out > self.duration {
                 return Err(Error::invalid(
-                    format!("{at}.cue_out"),
+                    format!("{}.cue_out", at()),
                     out,
                     format!("lies past the end of the file ({})", self.duration),
                 ));
@@ -192,7 +201,7 @@ impl MediaItem {
         }
         if self.cue_in >= self.effective_cue_out() {
             return Err(Error::invalid(
-                format!("{at}.cue_in"),
+                format!("{}.cue_in", at()),
                 self.cue_in,
                 format!("must come before cue-out ({})", self.effective_cue_out()),
             ));
@@ -203,7 +212,7 @@ impl MediaItem {
         if let Some(y) = self.year {
             if !(1000..=9999).contains(&y) {
                 return Err(Error::invalid(
-                    format!("{at}.year"),
+                    format!("{}.year", at()),
                     y,
                     "must be a four-digit year",
                 ));
@@ -213,7 +222,7 @@ impl MediaItem {
             if let Some(v) = v {
                 if v > self.playable() {
                     return Err(Error::invalid(
-                        format!("{at}.{name}"),
+                        format!("{}.{name}", at()),
                         v,
                         format!("is longer than the playable length ({})", self.playable()),
                     ));
@@ -224,10 +233,16 @@ impl MediaItem {
     }
 }
 
-fn check_range(at: &str, field: &str, v: Option<f64>, lo: f64, hi: f64) -> Result<()> {
+fn check_range(
+    at: &dyn Fn() -> String,
+    field: &str,
+    v: Option<f64>,
+    lo: f64,
+    hi: f64,
+) -> Result<()> {
     match v {
         Some(x) if !(x.is_finite() && (lo..=hi).contains(&x)) => Err(Error::invalid(
-            format!("{at}.{field}"),
+            format!("{}.{field}", at()),
             x,
             format!("must be a number from {lo} to {hi}"),
         )),
@@ -264,18 +279,19 @@ impl Library {
     pub fn validate(&self) -> Result<()> {
         let mut seen = std::collections::HashSet::with_capacity(self.items.len());
         for (i, item) in self.items.iter().enumerate() {
-            let at = format!("items[{i}]");
-            item.validate(&at)?;
+            item.check(&|| format!("items[{i}]"))?;
             if !seen.insert(item.id.as_str()) {
                 return Err(Error::DuplicateId {
                     kind: MediaId::KIND,
                     id: item.id.to_string(),
-                    field: format!("{at}.id"),
+                    field: format!("items[{i}].id"),
                 });
             }
         }
         for (i, play) in self.history.iter().enumerate() {
-            check_id(&format!("history[{i}].media"), play.media.as_str())?;
+            if !id_ok(play.media.as_str()) {
+                check_id(&format!("history[{i}].media"), play.media.as_str())?;
+            }
         }
         Ok(())
     }

@@ -114,13 +114,8 @@ pub(crate) struct Ctx<'p> {
 
 impl<'p> Ctx<'p> {
     pub(crate) fn new(p: &'p Planner, seed: u64, now: Instant, stop_at: Instant) -> Self {
-        let n = p.library.items.len();
-        let last_played = p
-            .library
-            .items
-            .iter()
-            .map(|i| i.last_played.map_or(i64::MIN, crate::time::to_instant))
-            .collect();
+        let n = p.catalog.library.items.len();
+        let last_played = p.catalog.index.last_played.clone();
         Ctx {
             p,
             seed,
@@ -130,9 +125,9 @@ impl<'p> Ctx<'p> {
             entries: Vec::new(),
             diags: Vec::new(),
             plays: 0,
-            artist_last: vec![None; p.index.artist_keys],
-            title_last: vec![None; p.index.title_keys],
-            album_last: vec![None; p.index.album_keys],
+            artist_last: vec![None; p.catalog.index.artist_keys],
+            title_last: vec![None; p.catalog.index.title_keys],
+            album_last: vec![None; p.catalog.index.album_keys],
             last_played,
             last_item: None,
             pools: vec![None; p.blocks.len()],
@@ -151,6 +146,7 @@ impl<'p> Ctx<'p> {
         self.history_loaded = true;
         let mut plays: Vec<(Instant, &str)> = self
             .p
+            .catalog
             .library
             .history
             .iter()
@@ -160,7 +156,7 @@ impl<'p> Ctx<'p> {
         plays.sort_unstable();
         let mut unknown = 0u32;
         for (t, id) in plays {
-            match self.p.index.by_id.get(id) {
+            match self.p.catalog.index.by_id.get(id) {
                 Some(&i) => self.record_play(i, t),
                 None => unknown += 1,
             }
@@ -188,7 +184,7 @@ impl<'p> Ctx<'p> {
         if let Some(&i) = e
             .source
             .media_id()
-            .and_then(|id| self.p.index.by_id.get(id.as_str()))
+            .and_then(|id| self.p.catalog.index.by_id.get(id.as_str()))
         {
             self.record_play(i, instant_of(e.start));
         }
@@ -279,11 +275,11 @@ impl<'p> Ctx<'p> {
         let i = item as usize;
         let n = self.plays;
         self.plays += 1;
-        for &a in self.p.index.artists[i].iter() {
+        for &a in self.p.catalog.index.artists[i].iter() {
             self.artist_last[a as usize] = Some((t, n));
         }
-        self.title_last[self.p.index.title[i] as usize] = Some((t, n));
-        if let Some(a) = self.p.index.album[i] {
+        self.title_last[self.p.catalog.index.title[i] as usize] = Some((t, n));
+        if let Some(a) = self.p.catalog.index.album[i] {
             self.album_last[a as usize] = Some((t, n));
         }
         self.last_played[i] = self.last_played[i].max(t);
@@ -779,7 +775,7 @@ impl<'p> Ctx<'p> {
             // Starting part way through the show: skip items that nominally began earlier.
             let mut nominal = frame.start;
             while nominal < from && (repeat || pick < n) {
-                nominal += self.p.index.playable[items[pick % n] as usize].signed();
+                nominal += self.p.catalog.index.playable[items[pick % n] as usize].signed();
                 pick += 1;
             }
         }
@@ -788,7 +784,7 @@ impl<'p> Ctx<'p> {
                 return t;
             }
             let item = items[pick % n];
-            let len = self.p.index.playable[item as usize].signed();
+            let len = self.p.catalog.index.playable[item as usize].signed();
             if t + len > end && overbooked == Overbooked::DropCrossing {
                 break;
             }
@@ -845,11 +841,11 @@ impl<'p> Ctx<'p> {
                 .filter_map(|e| {
                     e.source
                         .media_id()
-                        .and_then(|id| p.index.by_id.get(id.as_str()).copied())
+                        .and_then(|id| p.catalog.index.by_id.get(id.as_str()).copied())
                 })
                 .collect();
             for &i in placed.iter().rev() {
-                run.add(i, &p.index, &block.shares);
+                run.add(i, &p.catalog.index, &block.shares);
             }
         }
         loop {
@@ -906,7 +902,7 @@ impl<'p> Ctx<'p> {
                         .filter(|(_, n)| *n > 0)
                         .map(|(&rule, count)| Rejection { rule, count })
                         .collect();
-                    run.add(choice.item, &p.index, &block.shares);
+                    run.add(choice.item, &p.catalog.index, &block.shares);
                     let details = Pick {
                         origin: job.origin.clone(),
                         pick,
@@ -952,7 +948,7 @@ impl<'p> Ctx<'p> {
     fn place_media(&mut self, t: Instant, item: u32, hard_end: Instant, pick: Pick) -> Instant {
         let p = self.p;
         let station = &p.config.station;
-        let media = &p.library.items[item as usize];
+        let media = &p.catalog.library.items[item as usize];
         let len = media.playable();
         let mut overlap = if pick.crossfade {
             media

@@ -16,6 +16,9 @@ pub(crate) struct Index {
     pub title: Vec<u32>,
     pub album: Vec<Option<u32>>,
     pub playable: Vec<Millis>,
+    /// Each item's own `last_played`, `i64::MIN` for never: where every plan's
+    /// least-recently-played state starts.
+    pub last_played: Vec<Instant>,
     pub artist_keys: usize,
     pub title_keys: usize,
     pub album_keys: usize,
@@ -50,6 +53,7 @@ impl Index {
             title: Vec::with_capacity(n),
             album: Vec::with_capacity(n),
             playable: Vec::with_capacity(n),
+            last_played: Vec::with_capacity(n),
             artist_keys: 0,
             title_keys: 0,
             album_keys: 0,
@@ -66,6 +70,9 @@ impl Index {
                 .album
                 .push(item.album.as_ref().map(|_| albums_i.key(&text.album)));
             index.playable.push(item.playable());
+            index
+                .last_played
+                .push(item.last_played.map_or(i64::MIN, to_instant));
             index.by_id.insert(item.id.as_str().to_owned(), i as u32);
             index.text.push(text);
         }
@@ -112,15 +119,18 @@ pub(crate) fn entry_len(item: &crate::media::MediaItem, station_crossfade: Milli
 }
 
 impl Pool {
+    /// The pool of `block`: those of `candidates` that pass `filter`, arranged for the block's
+    /// order.
     pub(crate) fn build(
         block: &SmartBlock,
+        candidates: impl Iterator<Item = u32>,
         filter: Option<&Compiled>,
         library: &Library,
         index: &Index,
         now: Instant,
         crossfade: Millis,
     ) -> Arc<Pool> {
-        let mut items: Vec<u32> = (0..library.items.len() as u32)
+        let mut items: Vec<u32> = candidates
             .filter(|&i| {
                 filter.is_none_or(|f| {
                     f.matches(&index.text[i as usize], &library.items[i as usize], now)
@@ -151,7 +161,12 @@ impl Pool {
                     cumulative.push(sum);
                 }
             }
-            Order::Random | Order::LeastRecentlyPlayed => {}
+            // Sorted by each item's own last play, so that a plan's starting order (which only
+            // adds the history on top) is nearly sorted already.
+            Order::LeastRecentlyPlayed => {
+                items.sort_by_key(|&i| (index.last_played[i as usize], i))
+            }
+            Order::Random => {}
         }
         let mut lengths: Vec<i64> = items
             .iter()

@@ -12,7 +12,7 @@ use crate::block::SmartBlock;
 use crate::clock::SlotKind;
 use crate::diagnostic::Diagnostic;
 use crate::error::{Error, Result};
-use crate::filter::Compiled;
+use crate::filter::{Compiled, Filter};
 use crate::ids::{BlockId, ClockId, MediaId, WebstreamId};
 use crate::media::Library;
 use crate::show::{ShowContent, Underbooked};
@@ -125,8 +125,7 @@ impl PlanRequest {
 #[derive(Debug)]
 pub struct Planner {
     config: StationConfig,
-    library: Library,
-    index: Index,
+    pub(crate) catalog: Arc<Catalog>,
     blocks: Vec<CBlock>,
     /// Index into `blocks` of the station filler, and of the whole-library filler.
     filler: usize,
@@ -140,9 +139,12 @@ pub struct Planner {
 #[derive(Debug)]
 pub(crate) struct CBlock {
     pub def: SmartBlock,
-    pub filter: Option<Compiled>,
     /// Built once when the filter does not depend on `now`.
     pub pool: Option<Arc<Pool>>,
+    /// For a filter that depends on `now`: the items that pass its other conditions (built
+    /// once), and the conditions that need `now` (applied to those items in each plan).
+    pub timeless: Option<Vec<u32>>,
+    pub timed: Option<Compiled>,
     /// Per tag-share quota: (lower-cased tag, at least %, at most %).
     pub shares: Vec<(String, Option<f64>, Option<f64>)>,
     pub max_per_artist: Option<u32>,
@@ -197,14 +199,60 @@ pub(crate) enum CUnder {
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// A validated, indexed library that any number of planners can share.
+///
+/// Indexing a large library is most of the cost of building a planner and most of its memory;
+/// stations that play from one library build one catalog and hand each planner an [`Arc`] of it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use grimnir_planner::*;
+///
+/// let library = Library { items: vec![MediaItem::new("a", "A", Millis::from_secs(200))], history: vec![] };
+/// let catalog = Arc::new(Catalog::new(library)?);
+/// let mut stations = Vec::new();
+/// for id in ["north", "south"] {
+///     let mut config = StationConfig::new(Station::new(id, chrono_tz::UTC));
+///     config.smart_blocks.push(SmartBlock::new("all", None));
+///     stations.push(Planner::with_catalog(config, Arc::clone(&catalog))?);
+/// }
+/// assert!(Arc::ptr_eq(stations[0].catalog(), stations[1].catalog()));
+/// # Ok::<(), grimnir_planner::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Catalog {
+    pub(crate) library: Library,
+    pub(crate) index: Index,
+}
+
+impl Catalog {
+    /// Validates `library` and indexes it.
+    pub fn new(library: Library) -> Result<Catalog> {
+        library.validate()?;
+        let index = Index::new(&library);
+        Ok(Catalog { library, index })
+    }
+
+    /// The library.
+    pub fn library(&self) -> &Library {
+        &self.library
+    }
+}
+
 impl Planner {
     /// Validates `config` and `library` and indexes them.
     ///
-    /// Fails with an [`Error`] naming the first bad field or reference.
+    /// Fails with an [`Error`] naming the first bad field or reference. To plan several
+    /// stations from one library, build a [`Catalog`] once and use [`Planner::with_catalog`].
     pub fn new(config: StationConfig, library: Library) -> Result<Planner> {
         config.validate()?;
-        library.validate()?;
-        let index = Index::new(&library);
+        Planner::with_catalog(config, Arc::new(Catalog::new(library)?))
+    }
+
+    /// Validates `config` against a shared, already indexed library.
+    pub fn with_catalog(config: StationConfig, catalog: Arc<Catalog>) -> Result<Planner> {
+        config.validate()?;
+        let (library, index) = (&catalog.library, &catalog.index);
         let crossfade = config.station.crossfade;
         let block_at = |field: &str, id: &BlockId| -> Result<usize> {
             config
@@ -231,13 +279,13 @@ impl Planner {
         let mut blocks: Vec<CBlock> = config
             .smart_blocks
             .iter()
-            .map(|b| CBlock::new(b.clone(), &library, &index, crossfade))
+            .map(|b| CBlock::new(b.clone(), library, index, crossfade))
             .collect();
         let library_filler = blocks.len();
         let mut whole = SmartBlock::new("(library)", None);
         whole.name = "Whole library".into();
         whole.order = crate::block::Order::LeastRecentlyPlayed;
-        blocks.push(CBlock::new(whole, &library, &index, crossfade));
+        blocks.push(CBlock::new(whole, library, index, crossfade));
         let filler = match &config.station.filler {
             Some(id) => block_at("station.filler", id)?,
             None => library_filler,
@@ -393,8 +441,7 @@ impl Planner {
         blocks.shrink_to_fit();
         Ok(Planner {
             config,
-            library,
-            index,
+            catalog,
             blocks,
             filler,
             library_filler,
@@ -412,7 +459,12 @@ impl Planner {
 
     /// The library this planner was built from.
     pub fn library(&self) -> &Library {
-        &self.library
+        &self.catalog.library
+    }
+
+    /// The shared, indexed library.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
     }
 
     /// Plans a window.
@@ -505,8 +557,38 @@ impl CBlock {
             .filter
             .as_ref()
             .is_some_and(crate::filter::Filter::uses_now);
-        let pool =
-            (!uses_now).then(|| Pool::build(&def, filter.as_ref(), library, index, 0, crossfade));
+        let all = 0..library.items.len() as u32;
+        let pool = (!uses_now).then(|| {
+            Pool::build(
+                &def,
+                all.clone(),
+                filter.as_ref(),
+                library,
+                index,
+                0,
+                crossfade,
+            )
+        });
+        // A conjunction splits into conditions that need `now` and conditions that do not;
+        // only the former are evaluated per plan, and only over items that pass the latter.
+        let (mut timeless, mut timed) = (None, None);
+        if uses_now {
+            let (later, now_free): (Vec<_>, Vec<_>) = match &def.filter {
+                Some(Filter::All(parts)) => parts.iter().cloned().partition(Filter::uses_now),
+                Some(other) => (vec![other.clone()], Vec::new()),
+                None => (Vec::new(), Vec::new()),
+            };
+            let now_free = (!now_free.is_empty()).then(|| Filter::All(now_free).compile());
+            timeless = Some(
+                all.filter(|&i| {
+                    now_free.as_ref().is_none_or(|f| {
+                        f.matches(&index.text[i as usize], &library.items[i as usize], 0)
+                    })
+                })
+                .collect(),
+            );
+            timed = Some(Filter::All(later).compile());
+        }
         let mut shares = Vec::new();
         let (mut max_per_artist, mut max_per_album) = (None, None);
         for q in &def.quotas {
@@ -524,8 +606,9 @@ impl CBlock {
         }
         CBlock {
             def,
-            filter,
             pool,
+            timeless,
+            timed,
             shares,
             max_per_artist,
             max_per_album,

@@ -177,11 +177,17 @@ impl Ctx<'_> {
         }
         let block = &self.p.blocks[b];
         let crossfade = self.p.config.station.crossfade;
+        let all = 0..self.p.catalog.library.items.len() as u32;
+        let candidates: Box<dyn Iterator<Item = u32>> = match &block.timeless {
+            Some(base) => Box::new(base.iter().copied()),
+            None => Box::new(all),
+        };
         let pool = Pool::build(
             &block.def,
-            block.filter.as_ref(),
-            &self.p.library,
-            &self.p.index,
+            candidates,
+            block.timed.as_ref(),
+            &self.p.catalog.library,
+            &self.p.catalog.index,
             self.now,
             crossfade,
         );
@@ -293,7 +299,7 @@ impl Ctx<'_> {
     /// Entry length of item `c` if it is not cut: its playable length less its crossfade.
     fn effective_len(&self, c: u32) -> i64 {
         super::index::entry_len(
-            &self.p.library.items[c as usize],
+            &self.p.catalog.library.items[c as usize],
             self.p.config.station.crossfade,
         )
     }
@@ -313,7 +319,7 @@ impl Ctx<'_> {
             return Some(first);
         }
         let (want, tol) = (fit.want, fit.tolerance);
-        let audio = |c: u32| self.p.index.playable[c as usize].signed();
+        let audio = |c: u32| self.p.catalog.index.playable[c as usize].signed();
         let eff = |c: u32| self.effective_len(c);
         // A hard end cuts the audio; a soft target is met by the entry's length.
         let closes = |c: u32| {
@@ -369,7 +375,7 @@ impl Ctx<'_> {
         pool_len: usize,
     ) -> Result<(), Rule> {
         let i = c as usize;
-        let index = &self.p.index;
+        let index = &self.p.catalog.index;
         // Never the item that just played, at any level, while the pool has another.
         if (level < 7 && run.used.contains(&c)) || (pool_len > 1 && self.last_item == Some(c)) {
             return Err(Rule::RepeatInRun);
