@@ -94,7 +94,7 @@ pub use diagnostic::{Diagnostic, DiagnosticKind, Severity};
 pub use error::{Error, Result};
 pub use filter::{DateOp, Filter, MAX_FILTER_DEPTH, NumberOp, TagOp, TextOp};
 pub use ids::{BlockId, ClockId, MediaId, ShowId, StationId, WebstreamId};
-pub use media::{Library, MediaItem, Play};
+pub use media::{Library, MIN_PLAYABLE, MediaItem, Play};
 pub use plan::{Catalog, MAX_WINDOW, PlanRequest, Planner, Window};
 pub use show::{MonthDay, Overbooked, Repeat, Show, ShowContent, Underbooked};
 pub use station::{Station, StationConfig, Webstream};

@@ -8,6 +8,13 @@ use crate::error::{Error, Result};
 use crate::ids::{MediaId, check_id, id_ok};
 use crate::time::Millis;
 
+/// The shortest an item may play between its cue points.
+///
+/// Anything shorter is refused when the library is validated: a smart block that could pick
+/// millisecond items would fill an hour with millions of entries, and no station airs a sound
+/// that short on its own. It bounds a timeline to about one entry per second of air.
+pub const MIN_PLAYABLE: Millis = Millis::from_secs(1);
+
 /// One playable file with the metadata rules select on.
 ///
 /// Only `id`, `title` and `duration` are required; every other field is optional metadata.
@@ -206,6 +213,16 @@ impl MediaItem {
                 format!("must come before cue-out ({})", self.effective_cue_out()),
             ));
         }
+        if self.playable() < MIN_PLAYABLE {
+            return Err(Error::invalid(
+                format!("{}.cue_out", at()),
+                self.effective_cue_out(),
+                format!(
+                    "the item would play {} between its cue points; at least {MIN_PLAYABLE} is needed",
+                    self.playable()
+                ),
+            ));
+        }
         check_range(at, "bpm", self.bpm, 1.0, 1000.0)?;
         check_range(at, "energy", self.energy, 0.0, 1.0)?;
         check_range(at, "lufs", self.lufs, -99.0, 10.0)?;
@@ -308,6 +325,12 @@ mod tests {
         item.cue_in = Millis::from_secs(250);
         let err = item.validate("items[0]").unwrap_err().to_string();
         assert!(err.contains("items[0].cue_in"), "{err}");
+        item.cue_in = Millis::from_millis(199_500);
+        let err = item.validate("items[0]").unwrap_err().to_string();
+        assert!(
+            err.contains("items[0].cue_out") && err.contains("at least 0:01"),
+            "{err}"
+        );
         item.cue_in = Millis::ZERO;
         item.energy = Some(f64::NAN);
         let err = item.validate("items[0]").unwrap_err().to_string();
