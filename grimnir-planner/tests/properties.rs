@@ -28,6 +28,15 @@ const ZONES: [chrono_tz::Tz; 6] = [
     chrono_tz::Asia::Kathmandu,
 ];
 const GENRES: [&str; 3] = ["rock", "jazz", "pop"];
+const WEEKDAYS: [Weekday; 7] = [
+    Weekday::Mon,
+    Weekday::Tue,
+    Weekday::Wed,
+    Weekday::Thu,
+    Weekday::Fri,
+    Weekday::Sat,
+    Weekday::Sun,
+];
 const TAGS: [&str; 3] = ["new", "power", "gold"];
 
 fn items() -> impl Strategy<Value = Vec<MediaItem>> {
@@ -238,17 +247,7 @@ fn show(i: usize, blocks: usize, items: usize) -> impl Strategy<Value = Show> {
             move |(content, hour, quarter, minutes, day, drop, repeat)| Show {
                 id: ShowId::new(format!("s{i}")),
                 name: format!("Show {i}"),
-                repeat: Repeat::Weekly(vec![
-                    [
-                        Weekday::Mon,
-                        Weekday::Tue,
-                        Weekday::Wed,
-                        Weekday::Thu,
-                        Weekday::Fri,
-                        Weekday::Sat,
-                        Weekday::Sun,
-                    ][day],
-                ]),
+                repeat: Repeat::Weekly(vec![WEEKDAYS[day]]),
                 starts_on: NaiveDate::from_ymd_opt(2025, 12, 1).expect("a real date"),
                 ends_on: None,
                 start: NaiveTime::from_hms_opt(hour, quarter * 15, 0)
@@ -317,17 +316,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     config.grid.rules = grid
                         .into_iter()
                         .map(|(day, from, len, c)| GridRule {
-                            days: vec![
-                                [
-                                    Weekday::Mon,
-                                    Weekday::Tue,
-                                    Weekday::Wed,
-                                    Weekday::Thu,
-                                    Weekday::Fri,
-                                    Weekday::Sat,
-                                    Weekday::Sun,
-                                ][day],
-                            ],
+                            days: vec![WEEKDAYS[day]],
                             from,
                             to: (from + len).min(24),
                             clock: ClockId::new(format!("c{c}")),

@@ -880,29 +880,19 @@ fn yaml_errors_point_at_the_line() {
             "station: {{ id: x, timezone: UTC }}\nclocks:\n  - id: c\n    slots:\n      - {slot}\n"
         )
     };
-    let err = StationConfig::from_str_as(
-        &clock("{ stopset: { items: [a] }, hard_strat: \"30:00\" }"),
-        Format::Yaml,
-    )
-    .unwrap_err()
-    .to_string();
+    let refused = |slot: &str| {
+        StationConfig::from_str_as(&clock(slot), Format::Yaml)
+            .unwrap_err()
+            .to_string()
+    };
+    let err = refused("{ stopset: { items: [a] }, hard_strat: \"30:00\" }");
     assert!(
         err.contains("hard_strat"),
         "a misspelt hard_start must not pass: {err}"
     );
-    let err = StationConfig::from_str_as(
-        &clock("{ smart_block: { block: b, duraton: 5m } }"),
-        Format::Yaml,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = refused("{ smart_block: { block: b, duraton: 5m } }");
     assert!(err.contains("duraton"), "{err}");
-    let err = StationConfig::from_str_as(
-        &clock("{ hard_item: { media: a }, live: { name: x, duration: 5m } }"),
-        Format::Yaml,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = refused("{ hard_item: { media: a }, live: { name: x, duration: 5m } }");
     assert!(err.contains("exactly one"), "{err}");
     let ok = StationConfig::from_str_as(
         &clock("{ stopset: { items: [a] }, hard_start: \"30:00\" }"),
