@@ -29,6 +29,10 @@ test: deps
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --all-features --no-deps
 	$(MDBOOK) build book
 	@if [ -f fuzz/Cargo.toml ]; then \
+		echo "$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check"; \
+		$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check; \
+		echo "$(CARGO) clippy --manifest-path fuzz/Cargo.toml --bins -- -D warnings"; \
+		$(CARGO) clippy --manifest-path fuzz/Cargo.toml --bins -- -D warnings; \
 		echo "$(CARGO) build --manifest-path fuzz/Cargo.toml --bins"; \
 		$(CARGO) build --manifest-path fuzz/Cargo.toml --bins; \
 	else \
@@ -55,7 +59,13 @@ fuzz:
 	targets="$$($(CARGO) fuzz list)"; \
 	for target in $$targets; do \
 		echo "== fuzzing $$target for $(FUZZ_SECONDS)s"; \
-		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run "$$target" -- -max_total_time=$(FUZZ_SECONDS); \
+		mkdir -p "corpus/$$target"; \
+		dirs="corpus/$$target"; \
+		if [ -d "seeds/$$target" ]; then dirs="$$dirs seeds/$$target"; fi; \
+		dict=""; \
+		if [ -f "$$target.dict" ]; then dict="-dict=$$target.dict"; fi; \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run "$$target" $$dirs -- \
+			-max_total_time=$(FUZZ_SECONDS) -len_control=0 -max_len=4096 $$dict; \
 	done
 
 bench:
