@@ -33,6 +33,7 @@
 
 mod error;
 mod graph;
+mod limiter;
 mod meter;
 mod processor;
 mod spec;
@@ -42,6 +43,7 @@ pub use graph::{
     Agc, Compressor, DspGraph, Ducking, Limiter, LoudnessNormalize, Node, SilenceAction,
     SilenceDetector,
 };
+pub use limiter::TruePeakLimiter;
 pub use meter::{Meter, Reading};
 pub use processor::{Processor, db_to_gain, gain_to_db, sanitize};
 pub use spec::{AudioSpec, MAX_CHANNELS, MAX_RATE, MIN_RATE};
