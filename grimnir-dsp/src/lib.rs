@@ -35,6 +35,7 @@ mod error;
 mod graph;
 mod limiter;
 mod meter;
+mod normalize;
 mod processor;
 mod spec;
 
@@ -45,5 +46,6 @@ pub use graph::{
 };
 pub use limiter::TruePeakLimiter;
 pub use meter::{Meter, Reading};
+pub use normalize::{LIVE_GATE_LUFS, LIVE_SLEW_DB_PER_SEC, LoudnessNormalizer, MAX_CUT_DB};
 pub use processor::{Processor, db_to_gain, gain_to_db, sanitize};
 pub use spec::{AudioSpec, MAX_CHANNELS, MAX_RATE, MIN_RATE};

@@ -1,0 +1,373 @@
+//! Loudness normalization to a target in LUFS, with a true-peak ceiling.
+//!
+//! Two modes, switched per source by [`LoudnessNormalizer::set_track_loudness`]:
+//!
+//! - **Track**: the item's integrated loudness is known (the media library stores what analysis
+//!   measured), so the gain is simply `target - track` for the whole item. It is reached by a
+//!   100 ms ramp from the previous gain, never a step.
+//! - **Live**: for sources of unknown loudness (a DJ, a webstream) the loudness is measured over a
+//!   sliding window (`integrated_window_sec`, 3 s by default) and the gain follows
+//!   `target - measured` at no more than [`LIVE_SLEW_DB_PER_SEC`], fast enough to catch a level
+//!   change within seconds and slow enough not to be heard as pumping. The window is gated the way
+//!   BS.1770 gates integrated loudness: every 100 ms the momentary loudness is sampled, and only
+//!   samples above [`LIVE_GATE_LUFS`] and within 10 LU of the window's level enter the average.
+//!   Pauses and silence add nothing, so the gain holds through them: silence is never pumped up.
+//!
+//! Gain is bounded by `max_gain_db` upward and [`MAX_CUT_DB`] downward, and is interpolated
+//! linearly across each block, so no step is audible. After the gain, a [`TruePeakLimiter`] keeps
+//! the output at or under `true_peak_limit_dbtp` (a hot track raised toward a quiet target, or a
+//! quiet track with hot peaks, would otherwise clip).
+
+use ebur128::{EbuR128, Mode};
+
+use crate::limiter::TruePeakLimiter;
+use crate::processor::{Processor, sanitize};
+use crate::{AudioSpec, DspError, db_to_gain};
+
+/// Fastest change of the live-mode gain, dB per second.
+pub const LIVE_SLEW_DB_PER_SEC: f64 = 3.0;
+/// Below this window loudness the live gain holds, LUFS.
+pub const LIVE_GATE_LUFS: f64 = -45.0;
+/// Most attenuation ever applied, dB.
+pub const MAX_CUT_DB: f64 = 40.0;
+/// Length of the ramp to a new track's gain, ms.
+const TRACK_RAMP_MS: f64 = 100.0;
+
+/// The normalizer. Configure with [`crate::LoudnessNormalize`] parameters.
+pub struct LoudnessNormalizer {
+    params: crate::LoudnessNormalize,
+    spec: Option<AudioSpec>,
+    meter: Option<EbuR128>,
+    /// Gated momentary energies of the sliding window, one per hop (ring).
+    window: Vec<f64>,
+    window_pos: usize,
+    window_len: usize,
+    window_sum: f64,
+    /// Frames per 100 ms hop, and frames since the last sample.
+    hop: usize,
+    since_hop: usize,
+    track_lufs: Option<f64>,
+    /// Gain applied at the end of the last block, and the gain aimed for, dB.
+    gain_db: f64,
+    target_db: f64,
+    /// Largest gain change per frame, dB (depends on the mode).
+    slew_db: f64,
+    ceiling: TruePeakLimiter,
+}
+
+impl std::fmt::Debug for LoudnessNormalizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoudnessNormalizer")
+            .field("params", &self.params)
+            .field("track_lufs", &self.track_lufs)
+            .field("gain_db", &self.gain_db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoudnessNormalizer {
+    /// A normalizer with these parameters, in live mode until a track loudness is set.
+    pub fn new(params: crate::LoudnessNormalize) -> LoudnessNormalizer {
+        LoudnessNormalizer {
+            params,
+            spec: None,
+            meter: None,
+            window: Vec::new(),
+            window_pos: 0,
+            window_len: 0,
+            window_sum: 0.0,
+            hop: 4800,
+            since_hop: 0,
+            track_lufs: None,
+            gain_db: 0.0,
+            target_db: 0.0,
+            slew_db: 0.0,
+            ceiling: TruePeakLimiter::new(Self::ceiling_params(&params)),
+        }
+    }
+
+    fn ceiling_params(p: &crate::LoudnessNormalize) -> crate::Limiter {
+        crate::Limiter {
+            threshold_db: p.true_peak_limit_dbtp,
+            lookahead_ms: 1.5,
+            release_ms: 80.0,
+        }
+    }
+
+    /// Switches to track mode with the item's integrated loudness (LUFS), or back to live mode
+    /// with `None`. Call it when a new item starts.
+    pub fn set_track_loudness(&mut self, lufs: Option<f64>) {
+        self.track_lufs = lufs.filter(|l| l.is_finite());
+        if let Some(lufs) = self.track_lufs {
+            self.target_db = self.bounded(self.params.target_lufs - lufs);
+        }
+        self.set_slew();
+        // A new source: its loudness starts from scratch.
+        self.clear_window();
+    }
+
+    fn clear_window(&mut self) {
+        if let Some(meter) = &mut self.meter {
+            meter.reset();
+        }
+        self.window_pos = 0;
+        self.window_len = 0;
+        self.window_sum = 0.0;
+        self.since_hop = 0;
+    }
+
+    /// Loudness of the gated window, LUFS (`-inf` when nothing has passed the gate yet).
+    fn window_loudness(&self) -> f64 {
+        if self.window_len == 0 {
+            return f64::NEG_INFINITY;
+        }
+        -0.691 + 10.0 * (self.window_sum / self.window_len as f64).log10()
+    }
+
+    /// Samples the momentary loudness into the window if it passes the gates.
+    fn sample(&mut self) {
+        let Some(meter) = &self.meter else { return };
+        let Ok(momentary) = meter.loudness_momentary() else {
+            return;
+        };
+        let current = self.window_loudness();
+        if !momentary.is_finite() || momentary <= LIVE_GATE_LUFS || momentary < current - 10.0 {
+            return;
+        }
+        let energy = 10f64.powf((momentary + 0.691) / 10.0);
+        let cap = self.window.len();
+        if cap == 0 {
+            return;
+        }
+        if self.window_len == cap {
+            self.window_sum -= self.window[self.window_pos];
+        } else {
+            self.window_len += 1;
+        }
+        self.window[self.window_pos] = energy;
+        self.window_sum += energy;
+        self.window_pos = (self.window_pos + 1) % cap;
+        // Re-add from scratch now and then so rounding in the running sum cannot drift.
+        if self.window_pos == 0 {
+            self.window_sum = self.window[..self.window_len].iter().sum();
+        }
+    }
+
+    /// The gain currently applied before the ceiling, dB.
+    pub fn gain_db(&self) -> f64 {
+        self.gain_db
+    }
+
+    fn bounded(&self, db: f64) -> f64 {
+        db.clamp(-MAX_CUT_DB, self.params.max_gain_db)
+    }
+
+    fn set_slew(&mut self) {
+        let rate = self.spec.map_or(48_000.0, |s| f64::from(s.sample_rate()));
+        self.slew_db = match self.track_lufs {
+            // Any gain change within the ramp time.
+            Some(_) => (MAX_CUT_DB + self.params.max_gain_db) / (TRACK_RAMP_MS / 1000.0 * rate),
+            None => LIVE_SLEW_DB_PER_SEC / rate,
+        };
+    }
+}
+
+impl Processor for LoudnessNormalizer {
+    fn prepare(&mut self, spec: AudioSpec) -> Result<(), DspError> {
+        let channels = u32::try_from(spec.channels()).unwrap_or(u32::MAX);
+        let meter = EbuR128::new(channels, spec.sample_rate(), Mode::M | Mode::HISTOGRAM)
+            .map_err(|e| DspError::UnsupportedFormat(format!("loudness meter: {e:?}")))?;
+        self.meter = Some(meter);
+        self.hop = spec.frames_in_ms(100.0);
+        let hops = (self.params.integrated_window_sec * 10.0)
+            .round()
+            .clamp(4.0, 6000.0) as usize;
+        self.window = vec![0.0; hops];
+        self.spec = Some(spec);
+        self.ceiling = TruePeakLimiter::new(Self::ceiling_params(&self.params));
+        self.ceiling.prepare(spec)?;
+        self.set_slew();
+        self.reset();
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.clear_window();
+        self.gain_db = self
+            .track_lufs
+            .map_or(0.0, |l| self.bounded(self.params.target_lufs - l));
+        self.target_db = self.gain_db;
+        self.ceiling.reset();
+    }
+
+    fn process(&mut self, block: &mut [f32]) {
+        let Some(spec) = self.spec else { return };
+        let ch = spec.channels();
+        let whole = block.len() - block.len() % ch;
+        let block = &mut block[..whole];
+        if block.is_empty() {
+            return;
+        }
+        for x in block.iter_mut() {
+            *x = sanitize(*x);
+        }
+        if self.track_lufs.is_none() {
+            let mut rest: &[f32] = block;
+            while !rest.is_empty() {
+                let take = ((self.hop - self.since_hop) * ch).min(rest.len());
+                if let Some(meter) = &mut self.meter {
+                    let _ = meter.add_frames_f32(&rest[..take]);
+                }
+                self.since_hop += take / ch;
+                rest = &rest[take..];
+                if self.since_hop >= self.hop {
+                    self.since_hop = 0;
+                    self.sample();
+                }
+            }
+            let loudness = self.window_loudness();
+            if loudness.is_finite() {
+                self.target_db = self.bounded(self.params.target_lufs - loudness);
+            }
+        }
+        // Move toward the target no faster than the slew, interpolating linearly in gain.
+        let frames = block.len() / ch;
+        let max_step = self.slew_db * frames as f64;
+        let next = self.gain_db + (self.target_db - self.gain_db).clamp(-max_step, max_step);
+        let (from, to) = (db_to_gain(self.gain_db) as f32, db_to_gain(next) as f32);
+        let step = (to - from) / frames as f32;
+        for (i, frame) in block.chunks_exact_mut(ch).enumerate() {
+            let g = from + step * (i + 1) as f32;
+            for x in frame {
+                *x *= g;
+            }
+        }
+        self.gain_db = next;
+        self.ceiling.process(block);
+    }
+
+    fn latency_frames(&self) -> usize {
+        self.ceiling.latency_frames()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Meter;
+
+    fn tone(db: f32, seconds: f32, spec: AudioSpec) -> Vec<f32> {
+        let rate = spec.sample_rate() as f32;
+        let amp = 10f32.powf(db / 20.0);
+        (0..(seconds * rate) as usize)
+            .flat_map(|i| {
+                let t = i as f32 / rate;
+                // A little movement, so it is not a steady sine: 1 kHz with a 3 Hz tremolo.
+                let x = amp
+                    * (0.8 + 0.2 * (2.0 * std::f32::consts::PI * 3.0 * t).sin())
+                    * (2.0 * std::f32::consts::PI * 1000.0 * t).sin();
+                std::iter::repeat_n(x, spec.channels())
+            })
+            .collect()
+    }
+
+    fn measure(audio: &[f32], spec: AudioSpec) -> crate::Reading {
+        let mut m = Meter::new(spec).unwrap();
+        m.add(audio);
+        m.reading()
+    }
+
+    fn run(n: &mut LoudnessNormalizer, audio: &mut [f32]) {
+        for block in audio.chunks_mut(2048) {
+            n.process(block);
+        }
+    }
+
+    #[test]
+    fn track_mode_reaches_the_target_from_quiet_and_hot() {
+        let spec = AudioSpec::new(48_000, 2).unwrap();
+        for level in [-38.0f32, -10.0] {
+            let mut audio = tone(level, 20.0, spec);
+            let track = measure(&audio, spec).integrated;
+            let mut n = LoudnessNormalizer::new(crate::LoudnessNormalize {
+                max_gain_db: 24.0,
+                ..Default::default()
+            });
+            n.prepare(spec).unwrap();
+            n.set_track_loudness(Some(track));
+            n.reset();
+            run(&mut n, &mut audio);
+            let out = measure(&audio, spec);
+            assert!(
+                (out.integrated - -16.0).abs() <= 0.5,
+                "from {track:.1} LUFS: {:.2} LUFS",
+                out.integrated
+            );
+            assert!(
+                out.true_peak <= -1.0 + 0.1,
+                "true peak {:.2} dBTP",
+                out.true_peak
+            );
+        }
+    }
+
+    #[test]
+    fn live_mode_converges_and_holds_through_silence() {
+        let spec = AudioSpec::new(48_000, 2).unwrap();
+        let mut n = LoudnessNormalizer::new(crate::LoudnessNormalize::default());
+        n.prepare(spec).unwrap();
+        // 20 s at about -26 LUFS: the gain climbs at 3 dB/s to about +10 dB.
+        let mut audio = tone(-24.0, 20.0, spec);
+        run(&mut n, &mut audio);
+        let settled = &audio[audio.len() / 2..];
+        let out = measure(settled, spec);
+        assert!(
+            (out.integrated - -16.0).abs() <= 0.5,
+            "live: {:.2} LUFS",
+            out.integrated
+        );
+        // Ten seconds of silence must not drive the gain to its maximum.
+        let before = n.gain_db();
+        let mut silence = vec![0.0; 10 * 48_000 * 2];
+        run(&mut n, &mut silence);
+        assert!(
+            (n.gain_db() - before).abs() < 0.5,
+            "gain moved in silence: {before:.2} -> {:.2}",
+            n.gain_db()
+        );
+        // A fresh source that starts with silence is not pumped either.
+        n.set_track_loudness(None);
+        let start = n.gain_db();
+        let mut quiet = vec![0.0; 5 * 48_000 * 2];
+        run(&mut n, &mut quiet);
+        assert_eq!(n.gain_db(), start);
+    }
+
+    #[test]
+    fn gain_never_steps() {
+        // Switching from a quiet to a loud track must ramp, not jump.
+        let spec = AudioSpec::new(48_000, 1).unwrap();
+        let mut n = LoudnessNormalizer::new(crate::LoudnessNormalize {
+            max_gain_db: 24.0,
+            ..Default::default()
+        });
+        n.prepare(spec).unwrap();
+        n.set_track_loudness(Some(-40.0));
+        n.reset();
+        let mut audio = vec![0.01f32; 48_000];
+        run(&mut n, &mut audio);
+        n.set_track_loudness(Some(-6.0));
+        let mut after = vec![0.01f32; 48_000];
+        run(&mut n, &mut after);
+        // A DC input makes the gain visible sample by sample: no step larger than the ramp's.
+        let steps = after
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs())
+            .fold(0f32, f32::max);
+        let ramp_frames = (TRACK_RAMP_MS / 1000.0 * 48_000.0) as f32;
+        assert!(
+            steps <= 0.01 * db_to_gain(24.0) as f32 / ramp_frames * 4.0,
+            "largest step {steps}"
+        );
+    }
+}
