@@ -4,8 +4,9 @@
 # Quiet and quick when everything is already present.
 set -euo pipefail
 
-# Debian packages the build needs. Later work adds GStreamer, ffmpeg, sox, icecast2.
-DEB_PACKAGES="build-essential pkg-config"
+# Debian packages the build and tests need (ffmpeg is the independent loudness judge).
+# Later work adds GStreamer, sox, icecast2.
+DEB_PACKAGES="build-essential pkg-config ffmpeg"
 
 # mdbook: the book's build is checked against this minor version.
 MDBOOK_SERIES="0.5"
