@@ -31,14 +31,23 @@
 //! # Ok::<(), grimnir_dsp::DspError>(())
 //! ```
 
+mod agc;
+mod chain;
+mod compressor;
+mod ducking;
 mod error;
 mod graph;
 mod limiter;
 mod meter;
 mod normalize;
 mod processor;
+mod silence;
 mod spec;
 
+pub use agc::AutoGain;
+pub use chain::Chain;
+pub use compressor::DynamicsCompressor;
+pub use ducking::Ducker;
 pub use error::DspError;
 pub use graph::{
     Agc, Compressor, DspGraph, Ducking, Limiter, LoudnessNormalize, Node, SilenceAction,
@@ -48,4 +57,5 @@ pub use limiter::TruePeakLimiter;
 pub use meter::{Meter, Reading};
 pub use normalize::{LIVE_GATE_LUFS, LIVE_SLEW_DB_PER_SEC, LoudnessNormalizer, MAX_CUT_DB};
 pub use processor::{Processor, db_to_gain, gain_to_db, sanitize};
+pub use silence::{SilenceEvent, SilenceWatch};
 pub use spec::{AudioSpec, MAX_CHANNELS, MAX_RATE, MIN_RATE};
