@@ -25,8 +25,10 @@ use crate::{AudioSpec, DspError, db_to_gain};
 const TAPS: usize = 16;
 /// Oversampling factor of the peak estimate.
 const PHASES: usize = 4;
-/// Safety margin under the ceiling for peaks between the estimate's phases, dB.
-const MARGIN_DB: f64 = 0.05;
+/// Safety margin under the ceiling for peaks between the estimate's phases, dB. An independent
+/// meter (ffmpeg's ebur128, its own oversampling filter) read up to 0.15 dB above this
+/// estimator on hot material with 0.05 dB.
+const MARGIN_DB: f64 = 0.2;
 
 /// The limiter. Configure with [`crate::Limiter`] parameters.
 #[derive(Debug)]

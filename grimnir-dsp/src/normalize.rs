@@ -7,8 +7,10 @@
 //!   100 ms ramp from the previous gain, never a step.
 //! - **Live**: for sources of unknown loudness (a DJ, a webstream) the loudness is measured over a
 //!   sliding window (`integrated_window_sec`, 3 s by default) and the gain follows
-//!   `target - measured` at no more than [`LIVE_SLEW_DB_PER_SEC`], fast enough to catch a level
-//!   change within seconds and slow enough not to be heard as pumping. The window is gated the way
+//!   `target - measured`, rising at no more than [`LIVE_SLEW_DB_PER_SEC`] and falling at no more
+//!   than [`LIVE_FALL_DB_PER_SEC`]: fast enough to catch a level change within seconds, slow
+//!   enough not to be heard as pumping, and quicker down than up so a loud return is not
+//!   overshot. The window is gated the way
 //!   BS.1770 gates integrated loudness: every 100 ms the momentary loudness is sampled, and only
 //!   samples above [`LIVE_GATE_LUFS`] and within 10 LU of the window's level enter the average.
 //!   Pauses and silence add nothing, so the gain holds through them: silence is never pumped up.
@@ -24,8 +26,11 @@ use crate::limiter::TruePeakLimiter;
 use crate::processor::{Processor, sanitize};
 use crate::{AudioSpec, DspError, db_to_gain};
 
-/// Fastest change of the live-mode gain, dB per second.
+/// Fastest rise of the live-mode gain, dB per second.
 pub const LIVE_SLEW_DB_PER_SEC: f64 = 3.0;
+/// Fastest fall of the live-mode gain, dB per second: faster than the rise, so that a loud
+/// return after a quiet passage is caught before it overshoots the target.
+pub const LIVE_FALL_DB_PER_SEC: f64 = 12.0;
 /// Below this window loudness the live gain holds, LUFS.
 pub const LIVE_GATE_LUFS: f64 = -45.0;
 /// Most attenuation ever applied, dB.
@@ -232,8 +237,12 @@ impl Processor for LoudnessNormalizer {
         }
         // Move toward the target no faster than the slew, interpolating linearly in gain.
         let frames = block.len() / ch;
-        let max_step = self.slew_db * frames as f64;
-        let next = self.gain_db + (self.target_db - self.gain_db).clamp(-max_step, max_step);
+        let rise = self.slew_db * frames as f64;
+        let fall = match self.track_lufs {
+            Some(_) => rise,
+            None => rise * (LIVE_FALL_DB_PER_SEC / LIVE_SLEW_DB_PER_SEC),
+        };
+        let next = self.gain_db + (self.target_db - self.gain_db).clamp(-fall, rise);
         let (from, to) = (db_to_gain(self.gain_db) as f32, db_to_gain(next) as f32);
         let step = (to - from) / frames as f32;
         for (i, frame) in block.chunks_exact_mut(ch).enumerate() {
