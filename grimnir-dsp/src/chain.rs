@@ -6,7 +6,7 @@ use crate::ducking::Ducker;
 use crate::limiter::TruePeakLimiter;
 use crate::normalize::LoudnessNormalizer;
 use crate::silence::{SilenceEvent, SilenceWatch};
-use crate::{AudioSpec, DspError, DspGraph, Node, Processor};
+use crate::{AudioSpec, DspError, DspGraph, Node, Processor, sanitize};
 
 /// One processor of a chain.
 #[derive(Debug)]
@@ -59,6 +59,7 @@ impl Stage {
 #[derive(Debug)]
 pub struct Chain {
     stages: Vec<Stage>,
+    channels: usize,
 }
 
 impl Chain {
@@ -67,6 +68,7 @@ impl Chain {
         graph.validate()?;
         Ok(Chain {
             stages: graph.nodes.iter().map(Stage::new).collect(),
+            channels: 1,
         })
     }
 
@@ -119,6 +121,12 @@ impl Chain {
     /// Processes a block with a microphone signal for the ducking nodes (same format and length
     /// as `block`). Without a microphone, ducking releases.
     pub fn process_with_sidechain(&mut self, block: &mut [f32], mic: Option<&[f32]>) {
+        // Whatever the graph holds (even nothing that processes audio), no NaN, infinity or
+        // denormal leaves the chain.
+        let whole = block.len() - block.len() % self.channels.max(1);
+        for x in &mut block[..whole] {
+            *x = sanitize(*x);
+        }
         for stage in &mut self.stages {
             match (stage, mic) {
                 (Stage::Ducking(d), Some(mic)) => d.process_with_sidechain(block, mic),
@@ -138,6 +146,7 @@ impl Chain {
 
 impl Processor for Chain {
     fn prepare(&mut self, spec: AudioSpec) -> Result<(), DspError> {
+        self.channels = spec.channels();
         for stage in &mut self.stages {
             stage.processor().prepare(spec)?;
         }
