@@ -66,8 +66,21 @@ impl Chain {
     /// The processors of `graph`, after validating it.
     pub fn new(graph: &DspGraph) -> Result<Chain, DspError> {
         graph.validate()?;
+        let mut stages: Vec<Stage> = graph.nodes.iter().map(Stage::new).collect();
+        // A normalizer's own ceiling is redundant when a limiter later in the chain holds one
+        // at or below it: the final limiter decides the output's true peak either way.
+        for (k, stage) in stages.iter_mut().enumerate() {
+            if let Stage::Normalize(n) = stage {
+                let covered = graph.nodes[k + 1..].iter().any(
+                    |later| matches!(later, Node::Limiter(l) if l.threshold_db <= n.ceiling_dbtp()),
+                );
+                if covered {
+                    n.leave_ceiling_to_chain();
+                }
+            }
+        }
         Ok(Chain {
-            stages: graph.nodes.iter().map(Stage::new).collect(),
+            stages,
             channels: 1,
         })
     }

@@ -41,7 +41,9 @@ pub struct TruePeakLimiter {
     release_coef: f32,
     /// Interpolator taps, per phase (phases 1..PHASES; phase 0 is the sample itself).
     taps: [[f32; TAPS]; PHASES - 1],
-    /// Last TAPS input frames per channel, for the interpolator (ring, frame-major).
+    /// Last TAPS input samples per channel, for the interpolator: per channel a ring of TAPS
+    /// written twice (at `i` and `i + TAPS`), so the last TAPS samples are always one
+    /// contiguous slice the dot products can run over.
     history: Vec<f32>,
     history_pos: usize,
     /// Delay line of `lookahead` frames of interpolator-centre frames (ring, frame-major).
@@ -90,16 +92,22 @@ impl TruePeakLimiter {
         self.gain
     }
 
-    /// The peak around the newest frame in `history`, over all channels, 4× oversampled.
+    /// The last TAPS samples of channel `c`, oldest first.
+    #[inline]
+    fn window(&self, c: usize) -> &[f32] {
+        let start = c * 2 * TAPS + self.history_pos;
+        &self.history[start..start + TAPS]
+    }
+
+    /// The peak around the interpolator's centre frame, over all channels, 4× oversampled.
     fn peak(&self) -> f32 {
-        let ch = self.channels;
         let mut peak = 0f32;
-        for c in 0..ch {
+        for c in 0..self.channels {
+            let w = self.window(c);
             // The frame at the interpolator's centre, and values between it and the next.
-            let at = |k: usize| self.history[((self.history_pos + k) % TAPS) * ch + c];
-            peak = peak.max(at(TAPS / 2 - 1).abs());
+            peak = peak.max(w[TAPS / 2 - 1].abs());
             for phase in &self.taps {
-                let v: f32 = (0..TAPS).map(|k| phase[k] * at(k)).sum();
+                let v: f32 = phase.iter().zip(w).map(|(t, x)| t * x).sum();
                 peak = peak.max(v.abs());
             }
         }
@@ -169,7 +177,7 @@ impl Processor for TruePeakLimiter {
         self.lookahead = spec.frames_in_ms(self.params.lookahead_ms);
         let release_frames = spec.frames_in_ms(self.params.release_ms) as f64;
         self.release_coef = (1.0 - (-1.0 / release_frames).exp()) as f32;
-        self.history = vec![0.0; TAPS * ch];
+        self.history = vec![0.0; 2 * TAPS * ch];
         self.delay = vec![0.0; self.lookahead * ch];
         self.minq = vec![(0, 1.0); self.lookahead + 2];
         self.boxbuf = vec![1.0; self.lookahead];
@@ -199,10 +207,12 @@ impl Processor for TruePeakLimiter {
         let delay_frames = self.delay.len() / ch;
         let whole = block.len() - block.len() % ch;
         for frame in block[..whole].chunks_exact_mut(ch) {
-            // 1. Into the interpolator's history.
-            let h = self.history_pos * ch;
+            // 1. Into the interpolator's history (twice, see `history`).
             for (c, x) in frame.iter().enumerate() {
-                self.history[h + c] = sanitize(*x);
+                let x = sanitize(*x);
+                let base = c * 2 * TAPS + self.history_pos;
+                self.history[base] = x;
+                self.history[base + TAPS] = x;
             }
             self.history_pos = (self.history_pos + 1) % TAPS;
             // 2. Required gain for the frame at the interpolator's centre.
@@ -231,7 +241,7 @@ impl Processor for TruePeakLimiter {
             // holds centre frames (already TAPS / 2 old) for L more frames.
             let d = self.delay_pos * ch;
             for (c, x) in frame.iter_mut().enumerate() {
-                let centre = self.history[((self.history_pos + TAPS / 2 - 1) % TAPS) * ch + c];
+                let centre = self.history[c * 2 * TAPS + self.history_pos + TAPS / 2 - 1];
                 let out = self.delay[d + c] * self.gain;
                 self.delay[d + c] = centre;
                 // Rounding in the box sum must not let a sample through above the ceiling.

@@ -58,6 +58,8 @@ pub struct LoudnessNormalizer {
     /// Largest gain change per frame, dB (depends on the mode).
     slew_db: f64,
     ceiling: TruePeakLimiter,
+    /// Off when a limiter later in the chain already holds an equal or lower ceiling.
+    ceiling_on: bool,
 }
 
 impl std::fmt::Debug for LoudnessNormalizer {
@@ -88,6 +90,7 @@ impl LoudnessNormalizer {
             target_db: 0.0,
             slew_db: 0.0,
             ceiling: TruePeakLimiter::new(Self::ceiling_params(&params)),
+            ceiling_on: true,
         }
     }
 
@@ -156,6 +159,17 @@ impl LoudnessNormalizer {
         if self.window_pos == 0 {
             self.window_sum = self.window[..self.window_len].iter().sum();
         }
+    }
+
+    /// Leaves the true-peak ceiling to a limiter later in the chain whose ceiling is at or
+    /// below this one's (a second look-ahead limiter would only cost time and latency).
+    pub(crate) fn leave_ceiling_to_chain(&mut self) {
+        self.ceiling_on = false;
+    }
+
+    /// The true-peak ceiling this normalizer promises, dBTP.
+    pub(crate) fn ceiling_dbtp(&self) -> f64 {
+        self.params.true_peak_limit_dbtp
     }
 
     /// The gain currently applied before the ceiling, dB.
@@ -252,11 +266,17 @@ impl Processor for LoudnessNormalizer {
             }
         }
         self.gain_db = next;
-        self.ceiling.process(block);
+        if self.ceiling_on {
+            self.ceiling.process(block);
+        }
     }
 
     fn latency_frames(&self) -> usize {
-        self.ceiling.latency_frames()
+        if self.ceiling_on {
+            self.ceiling.latency_frames()
+        } else {
+            0
+        }
     }
 }
 

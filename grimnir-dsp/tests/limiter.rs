@@ -56,3 +56,35 @@ proptest! {
         prop_assert!(tp <= ceiling + 0.1, "true peak {tp:.3} dBTP over the {ceiling:.2} dBTP ceiling");
     }
 }
+
+/// SPEC's chain leaves the true-peak ceiling to its final limiter (the normalizer's own ceiling
+/// is skipped as redundant): the output must still stay under it, and the latency is the
+/// limiter's alone.
+#[test]
+fn spec_chain_output_stays_under_its_final_ceiling() {
+    let spec = AudioSpec::new(48_000, 2).unwrap();
+    let graph = DspGraph::broadcast_default();
+    let mut chain = Chain::new(&graph).unwrap();
+    chain.prepare(spec).unwrap();
+    let mut alone = TruePeakLimiter::new(Limiter::default());
+    alone.prepare(spec).unwrap();
+    assert_eq!(chain.latency_frames(), alone.latency_frames());
+    let mut audio: Vec<f32> = noise(7, 10 * 48_000 * 2)
+        .enumerate()
+        .map(|(i, n)| {
+            let t = (i / 2) as f32 / 48_000.0;
+            2.0 * (0.4 * n + 0.6 * (2.0 * std::f32::consts::PI * 3_000.0 * t).sin())
+        })
+        .collect();
+    chain.set_track_loudness(Some(-3.0));
+    for block in audio.chunks_mut(2048) {
+        chain.process(block);
+    }
+    let mut meter = Meter::new(spec).unwrap();
+    meter.add(&audio);
+    let tp = meter.reading().true_peak;
+    assert!(
+        tp <= -1.0 + 0.1,
+        "chain output true peak {tp:.3} dBTP over -1 dBTP"
+    );
+}
