@@ -32,7 +32,7 @@
 //! they never decay into denormals. Parameters are clamped to the ranges
 //! [`crate::DspGraph::validate`] accepts (a non-finite one takes its default).
 
-use crate::processor::{Processor, sanitize};
+use crate::processor::{Processor, glide, one_pole, sanitize, within};
 use crate::{AudioSpec, DspError};
 
 /// Length of a chunk of the level window, ms.
@@ -154,33 +154,6 @@ fn level_db(mean_square: f64) -> f64 {
     }
 }
 
-/// One-pole step of `state` toward `target`, snapping when close.
-#[inline]
-fn glide(state: &mut f64, target: f64, coef: f64) {
-    *state += coef * (target - *state);
-    if (target - *state).abs() < SNAP_DB {
-        *state = target;
-    }
-}
-
-/// The per-frame coefficient of a one-pole filter with time constant `ms` (1 for 0 ms).
-fn one_pole(ms: f64, rate: f64) -> f64 {
-    if ms > 0.0 {
-        1.0 - (-1000.0 / (ms * rate)).exp()
-    } else {
-        1.0
-    }
-}
-
-/// `v` if finite, else `default`, then into `lo..=hi`.
-fn within(v: f64, lo: f64, hi: f64, default: f64) -> f64 {
-    if v.is_finite() {
-        v.clamp(lo, hi)
-    } else {
-        default
-    }
-}
-
 /// The parameters clamped to the ranges the graph validation accepts.
 fn clamped(p: crate::Agc) -> crate::Agc {
     let d = crate::Agc::default();
@@ -251,7 +224,7 @@ impl Processor for AutoGain {
                     } else {
                         self.release_coef
                     };
-                    glide(&mut self.agc_db, wanted, coef);
+                    glide(&mut self.agc_db, wanted, coef, SNAP_DB);
                 }
                 // A lowered max_gain_db also bounds a held gain (the de-click smooths it).
                 self.agc_db = self.agc_db.clamp(-max_gain_db, max_gain_db);
@@ -259,7 +232,12 @@ impl Processor for AutoGain {
                 self.agc_db = 0.0;
             }
             // 5. De-click, and apply; exactly 0 dB leaves the samples as they are.
-            glide(&mut self.applied_db, self.agc_db, self.declick_coef);
+            glide(
+                &mut self.applied_db,
+                self.agc_db,
+                self.declick_coef,
+                SNAP_DB,
+            );
             if self.applied_db != 0.0 {
                 let gain = (self.applied_db * (std::f64::consts::LN_10 / 20.0)).exp() as f32;
                 for x in frame.iter_mut() {

@@ -48,7 +48,7 @@
 //! Parameters are clamped to the ranges [`crate::DspGraph::validate`] accepts (a non-finite
 //! one takes its default), so even an unvalidated configuration cannot produce NaN.
 
-use crate::processor::{Processor, sanitize};
+use crate::processor::{Processor, glide, one_pole, sanitize, within};
 use crate::{AudioSpec, DspError, MAX_CHANNELS};
 
 /// Time constant of the RMS detector, ms.
@@ -173,37 +173,15 @@ impl DynamicsCompressor {
     fn glide(&mut self) {
         let c = self.glide_coef;
         let target = Curve::of(&self.params);
-        glide(&mut self.curve.threshold_db, target.threshold_db, c);
-        glide(&mut self.curve.slope, target.slope, c);
-        glide(&mut self.curve.knee_db, target.knee_db, c);
-        glide(&mut self.makeup_db, self.params.makeup_gain_db, c);
-    }
-}
-
-/// One-pole step of `state` toward `target`, snapping when close.
-#[inline]
-fn glide(state: &mut f64, target: f64, coef: f64) {
-    *state += coef * (target - *state);
-    if (target - *state).abs() < SNAP_DB {
-        *state = target;
-    }
-}
-
-/// The per-frame coefficient of a one-pole filter with time constant `ms` (1 for 0 ms).
-fn one_pole(ms: f64, rate: f64) -> f64 {
-    if ms > 0.0 {
-        1.0 - (-1000.0 / (ms * rate)).exp()
-    } else {
-        1.0
-    }
-}
-
-/// `v` if finite, else `default`, then into `lo..=hi`.
-fn within(v: f64, lo: f64, hi: f64, default: f64) -> f64 {
-    if v.is_finite() {
-        v.clamp(lo, hi)
-    } else {
-        default
+        glide(
+            &mut self.curve.threshold_db,
+            target.threshold_db,
+            c,
+            SNAP_DB,
+        );
+        glide(&mut self.curve.slope, target.slope, c, SNAP_DB);
+        glide(&mut self.curve.knee_db, target.knee_db, c, SNAP_DB);
+        glide(&mut self.makeup_db, self.params.makeup_gain_db, c, SNAP_DB);
     }
 }
 
@@ -288,7 +266,7 @@ impl Processor for DynamicsCompressor {
                 } else {
                     self.release_coef
                 };
-                glide(red, target, coef);
+                glide(red, target, coef, SNAP_DB);
                 *x *= gain_of(self.makeup_db - *red);
             }
         }

@@ -48,3 +48,33 @@ pub fn db_to_gain(db: f64) -> f64 {
 pub fn gain_to_db(gain: f64) -> f64 {
     20.0 * gain.log10()
 }
+
+/// One-pole step of `state` toward `target`, snapping to it once within `snap`, so smoothed
+/// values settle exactly instead of decaying into denormals.
+#[inline]
+pub(crate) fn glide(state: &mut f64, target: f64, coef: f64, snap: f64) {
+    *state += coef * (target - *state);
+    if (target - *state).abs() < snap {
+        *state = target;
+    }
+}
+
+/// The per-frame coefficient of a one-pole filter with time constant `ms` at `rate` frames per
+/// second (1, an immediate step, for 0 ms).
+pub(crate) fn one_pole(ms: f64, rate: f64) -> f64 {
+    if ms > 0.0 {
+        1.0 - (-1000.0 / (ms * rate)).exp()
+    } else {
+        1.0
+    }
+}
+
+/// `v` if finite, else `default`, then into `lo..=hi`: parameters that slipped past validation
+/// can never produce NaN.
+pub(crate) fn within(v: f64, lo: f64, hi: f64, default: f64) -> f64 {
+    if v.is_finite() {
+        v.clamp(lo, hi)
+    } else {
+        default
+    }
+}
