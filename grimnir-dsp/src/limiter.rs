@@ -17,6 +17,11 @@
 //!
 //! The interpolator's own delay is added to the look-ahead. A small margin under the ceiling
 //! covers what a 4× estimate can miss between its phases.
+//!
+//! Most programme material sits well under the ceiling, and there the interpolation is skipped
+//! without approximation: an interpolated value is a weighted sum of the window's samples, so it
+//! can never exceed `Σ|taps| · max|x|`. While no sample in the window reaches
+//! `ceiling / Σ|taps|`, the required gain is exactly 1.
 
 use crate::processor::{Processor, sanitize};
 use crate::{AudioSpec, DspError, db_to_gain};
@@ -60,6 +65,10 @@ pub struct TruePeakLimiter {
     box_sum: f64,
     gain: f32,
     frame: u64,
+    /// Samples at or above this may make an interpolated value reach the ceiling.
+    hot: f32,
+    /// Frames until the last hot sample leaves the interpolator's window.
+    hot_left: usize,
 }
 
 impl TruePeakLimiter {
@@ -84,6 +93,8 @@ impl TruePeakLimiter {
             box_sum: 0.0,
             gain: 1.0,
             frame: 0,
+            hot: 0.0,
+            hot_left: 0,
         }
     }
 
@@ -174,6 +185,14 @@ impl Processor for TruePeakLimiter {
         let ch = spec.channels();
         self.channels = ch;
         self.ceiling = db_to_gain(self.params.threshold_db - MARGIN_DB) as f32;
+        // The largest factor by which any phase can exceed the window's largest sample.
+        let l1 = self
+            .taps
+            .iter()
+            .map(|phase| phase.iter().map(|t| t.abs()).sum::<f32>())
+            .fold(1.0f32, f32::max);
+        // Rounded down a little so float rounding in the sums cannot slip past it.
+        self.hot = self.ceiling / l1 * 0.999;
         self.lookahead = spec.frames_in_ms(self.params.lookahead_ms);
         let release_frames = spec.frames_in_ms(self.params.release_ms) as f64;
         self.release_coef = (1.0 - (-1.0 / release_frames).exp()) as f32;
@@ -197,6 +216,7 @@ impl Processor for TruePeakLimiter {
         self.box_sum = self.boxbuf.len() as f64;
         self.gain = 1.0;
         self.frame = 0;
+        self.hot_left = 0;
     }
 
     fn process(&mut self, block: &mut [f32]) {
@@ -210,15 +230,24 @@ impl Processor for TruePeakLimiter {
             // 1. Into the interpolator's history (twice, see `history`).
             for (c, x) in frame.iter().enumerate() {
                 let x = sanitize(*x);
+                if x.abs() >= self.hot {
+                    self.hot_left = TAPS;
+                }
                 let base = c * 2 * TAPS + self.history_pos;
                 self.history[base] = x;
                 self.history[base + TAPS] = x;
             }
             self.history_pos = (self.history_pos + 1) % TAPS;
-            // 2. Required gain for the frame at the interpolator's centre.
-            let peak = self.peak();
-            let required = if peak > self.ceiling {
-                self.ceiling / peak
+            // 2. Required gain for the frame at the interpolator's centre: exactly 1 while no
+            //    sample in the window is hot (see the module docs).
+            let required = if self.hot_left > 0 {
+                self.hot_left -= 1;
+                let peak = self.peak();
+                if peak > self.ceiling {
+                    self.ceiling / peak
+                } else {
+                    1.0
+                }
             } else {
                 1.0
             };
