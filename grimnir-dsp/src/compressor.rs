@@ -82,6 +82,11 @@ pub struct DynamicsCompressor {
     mean_square: [f64; MAX_CHANNELS],
     /// Per-channel applied reduction, dB (≥ 0).
     reduction: [f64; MAX_CHANNELS],
+    /// The last gain computed per channel and the dB value it was computed from: while the
+    /// reduction holds still (quiet passages, steady compression) no exponential is needed.
+    last_gain: [(f64, f32); MAX_CHANNELS],
+    /// `curve.quiet_below()`, kept current as the curve glides.
+    quiet: f64,
 }
 
 /// The static curve's parameters, as glided.
@@ -104,6 +109,12 @@ impl Curve {
 
     /// Gain reduction wanted at input level `level_db`, dB (≥ 0).
     #[inline]
+    /// The mean square below which the curve gives no reduction at all (the knee's foot), so
+    /// the level's logarithm need not be taken there.
+    fn quiet_below(&self) -> f64 {
+        10f64.powf((self.threshold_db - self.knee_db / 2.0) / 10.0)
+    }
+
     fn reduction(&self, level_db: f64) -> f64 {
         let over = level_db - self.threshold_db;
         let half = self.knee_db / 2.0;
@@ -136,6 +147,8 @@ impl DynamicsCompressor {
             makeup_db: params.makeup_gain_db,
             mean_square: [MEAN_SQUARE_FLOOR; MAX_CHANNELS],
             reduction: [0.0; MAX_CHANNELS],
+            last_gain: [(0.0, 1.0); MAX_CHANNELS],
+            quiet: 0.0,
         }
     }
 
@@ -173,6 +186,10 @@ impl DynamicsCompressor {
     fn glide(&mut self) {
         let c = self.glide_coef;
         let target = Curve::of(&self.params);
+        if self.curve == target && self.makeup_db == self.params.makeup_gain_db {
+            // Settled: nothing to glide, and the knee's foot is already known.
+            return;
+        }
         glide(
             &mut self.curve.threshold_db,
             target.threshold_db,
@@ -182,6 +199,7 @@ impl DynamicsCompressor {
         glide(&mut self.curve.slope, target.slope, c, SNAP_DB);
         glide(&mut self.curve.knee_db, target.knee_db, c, SNAP_DB);
         glide(&mut self.makeup_db, self.params.makeup_gain_db, c, SNAP_DB);
+        self.quiet = self.curve.quiet_below();
     }
 }
 
@@ -223,6 +241,7 @@ impl Processor for DynamicsCompressor {
         // No audio is playing across a reset, so the parameters may land at once.
         self.curve = Curve::of(&self.params);
         self.makeup_db = self.params.makeup_gain_db;
+        self.quiet = self.curve.quiet_below();
     }
 
     fn process(&mut self, block: &mut [f32]) {
@@ -235,6 +254,7 @@ impl Processor for DynamicsCompressor {
         for frame in block[..whole].chunks_exact_mut(ch) {
             self.glide();
             let curve = self.curve;
+            let quiet = self.quiet;
             // 1. Detector, per channel.
             let mut loudest = MEAN_SQUARE_FLOOR;
             for (x, ms) in frame.iter_mut().zip(self.mean_square.iter_mut()) {
@@ -245,21 +265,26 @@ impl Processor for DynamicsCompressor {
                 loudest = loudest.max(*ms);
             }
             // 2. Static curve: the loudest channel's when linked.
-            let linked_target = if linked {
-                curve.reduction(10.0 * loudest.log10())
-            } else {
-                0.0
+            let target_of = |ms: f64| {
+                if ms < quiet {
+                    0.0
+                } else {
+                    curve.reduction(10.0 * ms.log10())
+                }
             };
+            let linked_target = if linked { target_of(loudest) } else { 0.0 };
             // 3. Ballistics and 4. output, per channel.
-            for ((x, ms), red) in frame
+            let mut shared = (f64::NAN, 1.0f32);
+            for (((x, ms), red), last) in frame
                 .iter_mut()
                 .zip(&self.mean_square)
                 .zip(self.reduction.iter_mut())
+                .zip(self.last_gain.iter_mut())
             {
                 let target = if linked {
                     linked_target
                 } else {
-                    curve.reduction(10.0 * ms.log10())
+                    target_of(*ms)
                 };
                 let coef = if target > *red {
                     self.attack_coef
@@ -267,7 +292,17 @@ impl Processor for DynamicsCompressor {
                     self.release_coef
                 };
                 glide(red, target, coef, SNAP_DB);
-                *x *= gain_of(self.makeup_db - *red);
+                let db = self.makeup_db - *red;
+                if db != last.0 {
+                    // Linked channels share one reduction: reuse the previous channel's gain.
+                    *last = if db == shared.0 {
+                        shared
+                    } else {
+                        (db, gain_of(db))
+                    };
+                }
+                shared = *last;
+                *x *= last.1;
             }
         }
     }
