@@ -23,6 +23,8 @@
 //! - `processors/ducking`: `Ducker::process_with_sidechain` under the microphone.
 //! - `processors/silence`: `SilenceWatch` (audio passes through unchanged).
 //! - `processors/meter`: `Meter::add` (momentary, short-term, integrated, range, true peak).
+//! - `processors/full_chain_track`: the same chain with a track loudness set, as in file
+//!   playout (the normalizer then runs no meter of its own).
 //! - `processors/full_chain`: `Chain::new(&DspGraph::broadcast_default())`: normalize, AGC,
 //!   compressor, limiter, silence detector.
 //!
@@ -214,6 +216,15 @@ fn processors(c: &mut Criterion) {
     bench_blocks(&mut group, "full_chain", &clip, |b, _| {
         chain.process(b);
         black_box(chain.take_silence_event());
+    });
+
+    // File playout: the item's analysed loudness is known, so the normalizer needs no meter.
+    let mut track = Chain::new(&DspGraph::broadcast_default()).expect("the default graph is valid");
+    track.set_track_loudness(Some(-14.0));
+    let mut track = prepared(track, spec);
+    bench_blocks(&mut group, "full_chain_track", &clip, |b, _| {
+        track.process(b);
+        black_box(track.take_silence_event());
     });
 
     group.finish();
