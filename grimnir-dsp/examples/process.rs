@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use grimnir_dsp::{AudioSpec, Chain, DspGraph, Meter, Processor, Reading};
+use grimnir_dsp::{AudioSpec, Chain, DspGraph, Meter, Processor};
 
 /// Frames per block handed to the chain, as an engine would.
 const BLOCK_FRAMES: usize = 1024;
@@ -78,11 +78,14 @@ fn parse_args() -> Result<Args> {
 }
 
 /// Reads a WAV file as interleaved `f32` in [-1, 1], with its format.
-fn read_wav(path: &Path) -> Result<(AudioSpec, Vec<f32>)> {
+/// A WAV file's samples as `f32`, one at a time (the file is never held in memory).
+type Samples = Box<dyn Iterator<Item = Result<f32, hound::Error>>>;
+
+fn open_wav(path: &Path) -> Result<(AudioSpec, usize, Samples)> {
     if !path.exists() {
         bail!("input file not found: {}", path.display());
     }
-    let mut reader = hound::WavReader::open(path)
+    let reader = hound::WavReader::open(path)
         .with_context(|| format!("cannot read {} as a WAV file", path.display()))?;
     let wav = reader.spec();
     let found = format!(
@@ -97,14 +100,16 @@ fn read_wav(path: &Path) -> Result<(AudioSpec, Vec<f32>)> {
     );
     let spec = AudioSpec::new(wav.sample_rate, usize::from(wav.channels))
         .with_context(|| format!("{}: unsupported format ({found})", path.display()))?;
-    let samples: Result<Vec<f32>, hound::Error> = match (wav.sample_format, wav.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => reader.samples::<f32>().collect(),
+    let len = reader.len() as usize;
+    let samples: Samples = match (wav.sample_format, wav.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) => Box::new(reader.into_samples::<f32>()),
         (hound::SampleFormat::Int, bits @ (16 | 24 | 32)) => {
             let full_scale = 2f64.powi(i32::from(bits) - 1);
-            reader
-                .samples::<i32>()
-                .map(|s| s.map(|s| (f64::from(s) / full_scale) as f32))
-                .collect()
+            Box::new(
+                reader
+                    .into_samples::<i32>()
+                    .map(move |s| s.map(|s| (f64::from(s) / full_scale) as f32)),
+            )
         }
         _ => bail!(
             "{}: unsupported sample format: {found} (supported: 16, 24 or 32-bit integer PCM, \
@@ -112,33 +117,7 @@ fn read_wav(path: &Path) -> Result<(AudioSpec, Vec<f32>)> {
             path.display()
         ),
     };
-    let samples = samples
-        .with_context(|| format!("{}: the audio data is damaged or cut short", path.display()))?;
-    Ok((spec, samples))
-}
-
-/// Writes interleaved `f32` as a 32-bit float WAV file.
-fn write_wav(path: &Path, spec: AudioSpec, samples: &[f32]) -> Result<()> {
-    let wav = hound::WavSpec {
-        channels: u16::try_from(spec.channels())?,
-        sample_rate: spec.sample_rate(),
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut writer = hound::WavWriter::create(path, wav)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    for &x in samples {
-        writer.write_sample(x)?;
-    }
-    writer
-        .finalize()
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn measure(spec: AudioSpec, samples: &[f32]) -> Result<Reading> {
-    let mut meter = Meter::new(spec)?;
-    meter.add(samples);
-    Ok(meter.reading())
+    Ok((spec, len, samples))
 }
 
 fn main() -> Result<()> {
@@ -151,36 +130,79 @@ fn main() -> Result<()> {
         }
         None => DspGraph::broadcast_default(),
     };
-    let (spec, input) = read_wav(&args.input)?;
+    let (spec, len, mut samples) = open_wav(&args.input)?;
     let channels = spec.channels();
-    let frames = input.len() / channels;
+    let frames = len / channels;
     let seconds = frames as f64 / f64::from(spec.sample_rate());
 
     let mut chain = Chain::new(&graph)?;
     chain.prepare(spec)?;
     chain.set_track_loudness(args.track_lufs);
-    // Look-ahead delays the output: feed that many frames of silence after the input and drop
-    // as many from the start, so output and input line up and have the same length.
-    let latency = chain.latency_frames() * channels;
-    let mut audio = Vec::with_capacity(input.len() + latency);
-    audio.extend_from_slice(&input);
-    audio.resize(input.len() + latency, 0.0);
+    let wav = hound::WavSpec {
+        channels: u16::try_from(channels)?,
+        sample_rate: spec.sample_rate(),
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut writer = hound::WavWriter::create(&args.output, wav)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
+    let (mut before, mut after) = (Meter::new(spec)?, Meter::new(spec)?);
 
-    let started = Instant::now();
+    // Look-ahead delays the output: the first `latency` samples out are dropped, and as many
+    // samples of silence are fed after the input, so output and input line up and have the
+    // same length. Memory stays one block, however long the file.
+    let latency = chain.latency_frames() * channels;
+    let mut to_drop = latency;
+    let mut tail = latency;
+    let mut block = vec![0f32; BLOCK_FRAMES * channels];
     let mut silence = Vec::new();
-    for block in audio.chunks_mut(BLOCK_FRAMES * channels) {
-        chain.process(block);
+    let mut elapsed = 0.0;
+    loop {
+        let mut filled = 0;
+        while filled < block.len() {
+            match samples.next() {
+                Some(x) => {
+                    block[filled] = x.with_context(|| {
+                        format!(
+                            "{}: the audio data is damaged or cut short",
+                            args.input.display()
+                        )
+                    })?;
+                    filled += 1;
+                }
+                None => break,
+            }
+        }
+        before.add(&block[..filled]);
+        if filled < block.len() {
+            // The input is exhausted: pad with silence to push the delayed tail out.
+            let pad = tail.min(block.len() - filled);
+            block[filled..filled + pad].fill(0.0);
+            tail -= pad;
+            filled += pad;
+        }
+        if filled == 0 {
+            break;
+        }
+        let started = Instant::now();
+        chain.process(&mut block[..filled]);
+        elapsed += started.elapsed().as_secs_f64();
         while let Some(event) = chain.take_silence_event() {
             silence.push(event);
         }
+        let skip = to_drop.min(filled);
+        to_drop -= skip;
+        let out = &block[skip..filled];
+        after.add(out);
+        for &x in out {
+            writer.write_sample(x)?;
+        }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    audio.drain(..latency);
+    writer
+        .finalize()
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    let (before, after) = (before.reading(), after.reading());
 
-    write_wav(&args.output, spec, &audio)?;
-
-    let before = measure(spec, &input)?;
-    let after = measure(spec, &audio)?;
     println!(
         "{}: {} Hz, {} channel(s), {seconds:.1} s; graph: {}; normalizer: {}",
         args.input.display(),
