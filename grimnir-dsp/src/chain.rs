@@ -86,8 +86,11 @@ impl Chain {
     }
 
     /// Applies new parameters to a running chain without clicks: each processor smooths its own
-    /// change. The graph must have the same node types in the same order; a chain of another
-    /// shape is built anew (and the engine crossfades from the old one).
+    /// change. The graph must have the same node types in the same order, or this returns an
+    /// error and leaves the chain as it was; the caller then builds a new chain (and the engine
+    /// crossfades to it). Changes to normalization and limiter parameters are not applied here:
+    /// a ceiling or target that moves mid-item would be heard as pumping, so they take effect in
+    /// a chain built for the next item.
     pub fn update(&mut self, graph: &DspGraph) -> Result<(), DspError> {
         graph.validate()?;
         let same_shape = graph.nodes.len() == self.stages.len()
@@ -113,8 +116,7 @@ impl Chain {
                 (Node::Compressor(p), Stage::Compressor(s)) => s.set_params(*p),
                 (Node::Ducking(p), Stage::Ducking(s)) => s.set_params(*p),
                 (Node::SilenceDetector(p), Stage::Silence(s)) => s.set_params(*p),
-                // Normalization and limiting change their ceilings and targets only between
-                // items: a ceiling that moves mid-item would be heard as pumping.
+                // Normalization and limiter parameters are not changed mid-item (see above).
                 _ => {}
             }
         }

@@ -35,7 +35,7 @@ use crate::{AudioSpec, DspError, db_to_gain};
 /// Time constant of the detector's fall, ms.
 const DETECTOR_RELEASE_MS: f64 = 20.0;
 /// Deepest duck, dB; deeper amounts are taken as this.
-const MAX_DEPTH_DB: f64 = 120.0;
+const MAX_DEPTH_DB: f64 = 60.0;
 
 /// Music ducked under a microphone. Configure with [`crate::Ducking`] parameters.
 ///
@@ -119,7 +119,8 @@ impl Ducker {
     /// click. Does not allocate.
     ///
     /// Non-finite values fall back to the defaults of [`crate::Ducking`]; an amount above 0 dB is
-    /// taken as 0 dB (ducking never boosts) and one below −120 dB as −120 dB.
+    /// taken as 0 dB (ducking never boosts) and one below −60 dB as −60 dB, the range
+    /// [`DspGraph::validate`](crate::DspGraph::validate) accepts.
     pub fn set_params(&mut self, params: crate::Ducking) {
         let defaults = crate::Ducking::default();
         let finite_or = |v: f64, d: f64| if v.is_finite() { v } else { d };

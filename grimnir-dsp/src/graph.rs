@@ -270,7 +270,8 @@ impl Default for Ducking {
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum SilenceAction {
-    /// Report it and switch to the fallback source.
+    /// Report it, asking the station to switch to the fallback source (the detector only
+    /// reports; the executor makes the switch).
     #[default]
     FailoverToFallback,
     /// Report it only.
