@@ -26,24 +26,11 @@ TIME=/usr/bin/time
 
 log() { printf 'dsp-vs-ffmpeg: %s\n' "$*"; }
 
-# Run as root directly, otherwise through sudo when it exists (as scripts/ensure-deps.sh does).
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        log "need root to run: $*" >&2
-        exit 1
-    fi
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/../scripts/lib.sh"
 
 # GNU time (Debian package `time`), only when missing: the shell keyword cannot report memory.
-if [ ! -x "$TIME" ]; then
-    log "installing the Debian package: time"
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends time
-fi
+ensure_deb_packages time
 command -v ffmpeg >/dev/null 2>&1 || {
     log "ffmpeg is needed (Debian package ffmpeg)" >&2
     exit 1

@@ -13,36 +13,8 @@ MDBOOK_SERIES="0.5"
 
 log() { printf 'ensure-deps: %s\n' "$*"; }
 
-# Run as root directly, otherwise through sudo when it exists.
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        log "need root to run: $*" >&2
-        log "sudo is not installed; run this script as root" >&2
-        exit 1
-    fi
-}
-
-deb_installed() {
-    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
-}
-
-ensure_deb_packages() {
-    local missing=()
-    local pkg
-    for pkg in $DEB_PACKAGES; do
-        deb_installed "$pkg" || missing+=("$pkg")
-    done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-
-    log "installing Debian packages: ${missing[*]}"
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends "${missing[@]}"
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 ensure_rust_components() {
     if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
@@ -67,6 +39,6 @@ ensure_mdbook() {
         --no-default-features --features search
 }
 
-ensure_deb_packages
+ensure_deb_packages $DEB_PACKAGES
 ensure_rust_components
 ensure_mdbook
