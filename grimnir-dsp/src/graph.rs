@@ -308,6 +308,19 @@ struct Check {
 }
 
 impl Check {
+    /// Attack and release times: not negative, and at most the given milliseconds.
+    fn times(
+        &self,
+        attack: f64,
+        max_attack: f64,
+        release: f64,
+        max_release: f64,
+    ) -> Result<(), DspError> {
+        let what = "milliseconds, not negative";
+        self.range("attack_ms", attack, 0.0, max_attack, what)?;
+        self.range("release_ms", release, 0.0, max_release, what)
+    }
+
     fn range(
         &self,
         field: &'static str,
@@ -385,20 +398,7 @@ impl DspGraph {
                         "a level at or below 0 dBFS",
                     )?;
                     c.range("max_gain_db", p.max_gain_db, 0.0, 40.0, "dB of gain")?;
-                    c.range(
-                        "attack_ms",
-                        p.attack_ms,
-                        0.0,
-                        10_000.0,
-                        "milliseconds, not negative",
-                    )?;
-                    c.range(
-                        "release_ms",
-                        p.release_ms,
-                        0.0,
-                        60_000.0,
-                        "milliseconds, not negative",
-                    )?;
+                    c.times(p.attack_ms, 10_000.0, p.release_ms, 60_000.0)?;
                 }
                 Node::Compressor(p) => {
                     c.range(
@@ -410,20 +410,7 @@ impl DspGraph {
                     )?;
                     c.range("ratio", p.ratio, 1.0, 100.0, "a ratio of at least 1")?;
                     c.range("knee_db", p.knee_db, 0.0, 48.0, "dB")?;
-                    c.range(
-                        "attack_ms",
-                        p.attack_ms,
-                        0.0,
-                        1000.0,
-                        "milliseconds, not negative",
-                    )?;
-                    c.range(
-                        "release_ms",
-                        p.release_ms,
-                        0.0,
-                        10_000.0,
-                        "milliseconds, not negative",
-                    )?;
+                    c.times(p.attack_ms, 1000.0, p.release_ms, 10_000.0)?;
                     c.range("makeup_gain_db", p.makeup_gain_db, -24.0, 40.0, "dB")?;
                 }
                 Node::Limiter(p) => {
@@ -458,20 +445,7 @@ impl DspGraph {
                         0.0,
                         "a level at or below 0 dBFS",
                     )?;
-                    c.range(
-                        "attack_ms",
-                        p.attack_ms,
-                        0.0,
-                        10_000.0,
-                        "milliseconds, not negative",
-                    )?;
-                    c.range(
-                        "release_ms",
-                        p.release_ms,
-                        0.0,
-                        60_000.0,
-                        "milliseconds, not negative",
-                    )?;
+                    c.times(p.attack_ms, 10_000.0, p.release_ms, 60_000.0)?;
                 }
                 Node::SilenceDetector(p) => {
                     c.range(
