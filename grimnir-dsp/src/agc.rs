@@ -19,7 +19,9 @@
 //!    matters because the 300 ms window takes that long to empty: without it the gain would
 //!    creep up while a stop drains out of the window.
 //! 5. **De-click.** What is applied is the gain above, or 0 dB while `enabled` is false,
-//!    passed through a last one-pole smoother with a 10 ms time constant. Any change of
+//!    passed through a last one-pole smoother with a 10 ms time constant. Steps 2.–5. run once
+//!    per control period (a third of a millisecond, see [`crate::processor::CONTROL_HZ`]), and
+//!    the linear gain moves along a straight line from one control point to the next. Any change of
 //!    parameters, the 10 ms steps of the level with zero attack or release, and switching
 //!    on or off are therefore glides, never steps. Switching off fades the gain to exactly
 //!    0 dB (the smoother snaps to its target within 10⁻⁶ dB) and from then on audio passes
@@ -32,7 +34,7 @@
 //! they never decay into denormals. Parameters are clamped to the ranges
 //! [`crate::DspGraph::validate`] accepts (a non-finite one takes its default).
 
-use crate::processor::{Processor, glide, one_pole, sanitize, within};
+use crate::processor::{Processor, control_period, glide, one_pole, sanitize, within};
 use crate::{AudioSpec, DspError};
 
 /// Length of a chunk of the level window, ms.
@@ -58,9 +60,19 @@ pub struct AutoGain {
     channels: usize,
     /// Sample rate, Hz; 0 before `prepare`.
     rate: f64,
+    /// Frames per control period (see [`crate::processor::CONTROL_HZ`]) and frames of the
+    /// current one already processed.
+    period: usize,
+    phase: usize,
+    /// Attack, release and de-click coefficients per control period.
     attack_coef: f64,
     release_coef: f64,
     declick_coef: f64,
+    /// Linear gain on the last frame processed, the gain it ramps to by the end of the control
+    /// period, and its step per frame.
+    gain: f32,
+    ramp_to: f32,
+    step: f32,
     /// Frames per chunk, frames into the current chunk and its sum of squares.
     chunk_frames: usize,
     chunk_pos: usize,
@@ -84,9 +96,14 @@ impl AutoGain {
             params: clamped(params),
             channels: 0,
             rate: 0.0,
+            period: 1,
+            phase: 0,
             attack_coef: 1.0,
             release_coef: 1.0,
             declick_coef: 1.0,
+            gain: 1.0,
+            ramp_to: 1.0,
+            step: 0.0,
             chunk_frames: 1,
             chunk_pos: 0,
             chunk_sum: 0.0,
@@ -106,8 +123,9 @@ impl AutoGain {
     pub fn set_params(&mut self, params: crate::Agc) {
         self.params = clamped(params);
         if self.rate > 0.0 {
-            self.attack_coef = one_pole(self.params.attack_ms, self.rate);
-            self.release_coef = one_pole(self.params.release_ms, self.rate);
+            let control_rate = self.rate / self.period as f64;
+            self.attack_coef = one_pole(self.params.attack_ms, control_rate);
+            self.release_coef = one_pole(self.params.release_ms, control_rate);
         }
     }
 
@@ -143,6 +161,46 @@ impl AutoGain {
         self.chunk_sum = 0.0;
         self.chunk_pos = 0;
     }
+
+    /// The end of a control period: steps 2.–5., and the gain ramp for the next period.
+    fn control(&mut self) {
+        let crate::Agc {
+            enabled,
+            target_level_db,
+            max_gain_db,
+            ..
+        } = self.params;
+        if enabled {
+            if !self.holding {
+                let wanted = (target_level_db - self.level_db).clamp(-max_gain_db, max_gain_db);
+                let coef = if wanted < self.agc_db {
+                    self.attack_coef
+                } else {
+                    self.release_coef
+                };
+                glide(&mut self.agc_db, wanted, coef, SNAP_DB);
+            }
+            // A lowered max_gain_db also bounds a held gain (the de-click smooths it).
+            self.agc_db = self.agc_db.clamp(-max_gain_db, max_gain_db);
+        } else {
+            self.agc_db = 0.0;
+        }
+        glide(
+            &mut self.applied_db,
+            self.agc_db,
+            self.declick_coef,
+            SNAP_DB,
+        );
+        // Exactly 0 dB is exactly 1: audio then passes bit-exact.
+        let to = if self.applied_db == 0.0 {
+            1.0
+        } else {
+            (self.applied_db * (std::f64::consts::LN_10 / 20.0)).exp() as f32
+        };
+        self.gain = self.ramp_to;
+        self.ramp_to = to;
+        self.step = (to - self.gain) / self.period as f32;
+    }
 }
 
 /// Mean square to dBFS, floored.
@@ -170,15 +228,18 @@ impl Processor for AutoGain {
     fn prepare(&mut self, spec: AudioSpec) -> Result<(), DspError> {
         self.channels = spec.channels();
         self.rate = f64::from(spec.sample_rate());
-        self.attack_coef = one_pole(self.params.attack_ms, self.rate);
-        self.release_coef = one_pole(self.params.release_ms, self.rate);
-        self.declick_coef = one_pole(DECLICK_MS, self.rate);
+        self.period = control_period(self.rate);
+        let control_rate = self.rate / self.period as f64;
+        self.attack_coef = one_pole(self.params.attack_ms, control_rate);
+        self.release_coef = one_pole(self.params.release_ms, control_rate);
+        self.declick_coef = one_pole(DECLICK_MS, control_rate);
         self.chunk_frames = spec.frames_in_ms(CHUNK_MS);
         self.reset();
         Ok(())
     }
 
     fn reset(&mut self) {
+        self.phase = 0;
         self.chunk_pos = 0;
         self.chunk_sum = 0.0;
         self.window = [0.0; WINDOW_CHUNKS];
@@ -188,6 +249,9 @@ impl Processor for AutoGain {
         self.holding = true;
         self.agc_db = 0.0;
         self.applied_db = 0.0;
+        self.gain = 1.0;
+        self.ramp_to = 1.0;
+        self.step = 0.0;
     }
 
     fn process(&mut self, block: &mut [f32]) {
@@ -195,55 +259,35 @@ impl Processor for AutoGain {
         if ch == 0 {
             return;
         }
-        let crate::Agc {
-            enabled,
-            target_level_db,
-            max_gain_db,
-            ..
-        } = self.params;
         let whole = block.len() - block.len() % ch;
-        for frame in block[..whole].chunks_exact_mut(ch) {
-            // 1. Level.
+        let mut rest = &mut block[..whole];
+        while !rest.is_empty() {
+            // Up to the end of the chunk or of the control period, whichever comes first.
+            let frames = (self.chunk_frames - self.chunk_pos)
+                .min(self.period - self.phase)
+                .min(rest.len() / ch);
+            let (now, later) = rest.split_at_mut(frames * ch);
+            // 1. Level, and the gain ramp (multiplying by exactly 1 changes nothing).
             let mut squares = 0.0;
-            for x in frame.iter_mut() {
-                let s = sanitize(*x).clamp(-MAX_SAMPLE, MAX_SAMPLE);
-                *x = s;
-                squares += f64::from(s) * f64::from(s);
+            for frame in now.chunks_exact_mut(ch) {
+                self.gain += self.step;
+                for x in frame {
+                    let s = sanitize(*x).clamp(-MAX_SAMPLE, MAX_SAMPLE);
+                    squares += f64::from(s) * f64::from(s);
+                    *x = s * self.gain;
+                }
             }
             self.chunk_sum += squares;
-            self.chunk_pos += 1;
+            self.chunk_pos += frames;
             if self.chunk_pos >= self.chunk_frames {
                 self.end_chunk();
             }
-            // 2.–4. The AGC's gain; unity while disabled.
-            if enabled {
-                if !self.holding {
-                    let wanted = (target_level_db - self.level_db).clamp(-max_gain_db, max_gain_db);
-                    let coef = if wanted < self.agc_db {
-                        self.attack_coef
-                    } else {
-                        self.release_coef
-                    };
-                    glide(&mut self.agc_db, wanted, coef, SNAP_DB);
-                }
-                // A lowered max_gain_db also bounds a held gain (the de-click smooths it).
-                self.agc_db = self.agc_db.clamp(-max_gain_db, max_gain_db);
-            } else {
-                self.agc_db = 0.0;
+            self.phase += frames;
+            if self.phase == self.period {
+                self.phase = 0;
+                self.control();
             }
-            // 5. De-click, and apply; exactly 0 dB leaves the samples as they are.
-            glide(
-                &mut self.applied_db,
-                self.agc_db,
-                self.declick_coef,
-                SNAP_DB,
-            );
-            if self.applied_db != 0.0 {
-                let gain = (self.applied_db * (std::f64::consts::LN_10 / 20.0)).exp() as f32;
-                for x in frame.iter_mut() {
-                    *x *= gain;
-                }
-            }
+            rest = later;
         }
     }
 }

@@ -48,7 +48,7 @@
 //! Parameters are clamped to the ranges [`crate::DspGraph::validate`] accepts (a non-finite
 //! one takes its default), so even an unvalidated configuration cannot produce NaN.
 
-use crate::processor::{Processor, glide, one_pole, sanitize, within};
+use crate::processor::{Processor, control_period, glide, one_pole, sanitize, within};
 use crate::{AudioSpec, DspError, MAX_CHANNELS};
 
 /// Time constant of the RMS detector, ms.
@@ -72,6 +72,11 @@ pub struct DynamicsCompressor {
     /// Sample rate, Hz; 0 before `prepare`.
     rate: f64,
     detector_coef: f64,
+    /// Frames per control period (see [`crate::processor::CONTROL_HZ`]).
+    period: usize,
+    /// Frames of the current control period already processed.
+    phase: usize,
+    /// Attack, release and glide coefficients per control period.
     attack_coef: f64,
     release_coef: f64,
     glide_coef: f64,
@@ -80,11 +85,15 @@ pub struct DynamicsCompressor {
     makeup_db: f64,
     /// Per-channel mean square of the detector.
     mean_square: [f64; MAX_CHANNELS],
-    /// Per-channel applied reduction, dB (≥ 0).
+    /// Per-channel largest mean square of the current control period.
+    period_peak: [f64; MAX_CHANNELS],
+    /// Per-channel applied reduction, dB (≥ 0), as of the last control point.
     reduction: [f64; MAX_CHANNELS],
-    /// The last gain computed per channel and the dB value it was computed from: while the
-    /// reduction holds still (quiet passages, steady compression) no exponential is needed.
-    last_gain: [(f64, f32); MAX_CHANNELS],
+    /// Per-channel linear gain on the last frame processed, the gain it ramps to by the end of
+    /// the control period, and its step per frame.
+    gain: [f32; MAX_CHANNELS],
+    ramp_to: [f32; MAX_CHANNELS],
+    step: [f32; MAX_CHANNELS],
     /// `curve.quiet_below()`, kept current as the curve glides.
     quiet: f64,
 }
@@ -140,14 +149,19 @@ impl DynamicsCompressor {
             channels: 0,
             rate: 0.0,
             detector_coef: 1.0,
+            period: 1,
+            phase: 0,
             attack_coef: 1.0,
             release_coef: 1.0,
             glide_coef: 1.0,
             curve: Curve::of(&params),
             makeup_db: params.makeup_gain_db,
             mean_square: [MEAN_SQUARE_FLOOR; MAX_CHANNELS],
+            period_peak: [MEAN_SQUARE_FLOOR; MAX_CHANNELS],
             reduction: [0.0; MAX_CHANNELS],
-            last_gain: [(0.0, 1.0); MAX_CHANNELS],
+            gain: [1.0; MAX_CHANNELS],
+            ramp_to: [1.0; MAX_CHANNELS],
+            step: [0.0; MAX_CHANNELS],
             quiet: 0.0,
         }
     }
@@ -159,8 +173,9 @@ impl DynamicsCompressor {
     pub fn set_params(&mut self, params: crate::Compressor) {
         self.params = clamped(params);
         if self.rate > 0.0 {
-            self.attack_coef = one_pole(self.params.attack_ms, self.rate);
-            self.release_coef = one_pole(self.params.release_ms, self.rate);
+            let control_rate = self.rate / self.period as f64;
+            self.attack_coef = one_pole(self.params.attack_ms, control_rate);
+            self.release_coef = one_pole(self.params.release_ms, control_rate);
         } else {
             // Not prepared: nothing is playing, so nothing to glide from.
             self.curve = Curve::of(&self.params);
@@ -181,7 +196,7 @@ impl DynamicsCompressor {
             .fold(0.0, |m, &r| m.max(r))
     }
 
-    /// Moves the static curve and makeup one frame toward the parameters.
+    /// Moves the static curve and makeup one control period toward the parameters.
     #[inline]
     fn glide(&mut self) {
         let c = self.glide_coef;
@@ -223,25 +238,105 @@ fn gain_of(db: f64) -> f32 {
     (db * (std::f64::consts::LN_10 / 20.0)).exp() as f32
 }
 
+impl DynamicsCompressor {
+    /// Detects and applies the gain ramp on frames that all lie in the current control period.
+    #[inline]
+    fn run(&mut self, frames: &mut [f32]) {
+        let ch = self.channels;
+        let dc = self.detector_coef;
+        for frame in frames.chunks_exact_mut(ch) {
+            for (c, x) in frame.iter_mut().enumerate() {
+                let s = sanitize(*x).clamp(-MAX_SAMPLE, MAX_SAMPLE);
+                let sq = f64::from(s) * f64::from(s);
+                let ms = &mut self.mean_square[c];
+                *ms = (*ms + dc * (sq - *ms)).max(MEAN_SQUARE_FLOOR);
+                self.period_peak[c] = self.period_peak[c].max(*ms);
+                self.gain[c] += self.step[c];
+                *x = s * self.gain[c];
+            }
+        }
+    }
+
+    /// The end of a control period: glide the parameters, turn the period's levels into
+    /// reductions, and set each channel's gain ramp for the next period.
+    fn control(&mut self) {
+        self.glide();
+        let curve = self.curve;
+        let quiet = self.quiet;
+        let target_of = |ms: f64| {
+            if ms < quiet {
+                0.0
+            } else {
+                curve.reduction(10.0 * ms.log10())
+            }
+        };
+        let ch = self.channels;
+        let linked = self.params.stereo_link;
+        let linked_target = if linked {
+            target_of(
+                self.period_peak[..ch]
+                    .iter()
+                    .fold(MEAN_SQUARE_FLOOR, |m, &x| m.max(x)),
+            )
+        } else {
+            0.0
+        };
+        let per_frame = 1.0 / self.period as f32;
+        // Linked channels usually share one reduction: compute its gain once.
+        let mut shared = (f64::NAN, 1.0f32);
+        for c in 0..ch {
+            let target = if linked {
+                linked_target
+            } else {
+                target_of(self.period_peak[c])
+            };
+            let red = &mut self.reduction[c];
+            let coef = if target > *red {
+                self.attack_coef
+            } else {
+                self.release_coef
+            };
+            glide(red, target, coef, SNAP_DB);
+            let db = self.makeup_db - *red;
+            if db != shared.0 {
+                shared = (db, gain_of(db));
+            }
+            // Land exactly where the last ramp was headed, then head for the new gain.
+            self.gain[c] = self.ramp_to[c];
+            self.ramp_to[c] = shared.1;
+            self.step[c] = (shared.1 - self.gain[c]) * per_frame;
+            self.period_peak[c] = MEAN_SQUARE_FLOOR;
+        }
+    }
+}
+
 impl Processor for DynamicsCompressor {
     fn prepare(&mut self, spec: AudioSpec) -> Result<(), DspError> {
         self.channels = spec.channels();
         self.rate = f64::from(spec.sample_rate());
+        self.period = control_period(self.rate);
+        let control_rate = self.rate / self.period as f64;
         self.detector_coef = one_pole(DETECTOR_MS, self.rate);
-        self.attack_coef = one_pole(self.params.attack_ms, self.rate);
-        self.release_coef = one_pole(self.params.release_ms, self.rate);
-        self.glide_coef = one_pole(GLIDE_MS, self.rate);
+        self.attack_coef = one_pole(self.params.attack_ms, control_rate);
+        self.release_coef = one_pole(self.params.release_ms, control_rate);
+        self.glide_coef = one_pole(GLIDE_MS, control_rate);
         self.reset();
         Ok(())
     }
 
     fn reset(&mut self) {
         self.mean_square = [MEAN_SQUARE_FLOOR; MAX_CHANNELS];
+        self.period_peak = [MEAN_SQUARE_FLOOR; MAX_CHANNELS];
         self.reduction = [0.0; MAX_CHANNELS];
+        self.phase = 0;
         // No audio is playing across a reset, so the parameters may land at once.
         self.curve = Curve::of(&self.params);
         self.makeup_db = self.params.makeup_gain_db;
         self.quiet = self.curve.quiet_below();
+        let g = gain_of(self.makeup_db);
+        self.gain = [g; MAX_CHANNELS];
+        self.ramp_to = [g; MAX_CHANNELS];
+        self.step = [0.0; MAX_CHANNELS];
     }
 
     fn process(&mut self, block: &mut [f32]) {
@@ -249,61 +344,18 @@ impl Processor for DynamicsCompressor {
         if ch == 0 {
             return;
         }
-        let linked = self.params.stereo_link;
         let whole = block.len() - block.len() % ch;
-        for frame in block[..whole].chunks_exact_mut(ch) {
-            self.glide();
-            let curve = self.curve;
-            let quiet = self.quiet;
-            // 1. Detector, per channel.
-            let mut loudest = MEAN_SQUARE_FLOOR;
-            for (x, ms) in frame.iter_mut().zip(self.mean_square.iter_mut()) {
-                let s = sanitize(*x).clamp(-MAX_SAMPLE, MAX_SAMPLE);
-                *x = s;
-                let sq = f64::from(s) * f64::from(s);
-                *ms = (*ms + self.detector_coef * (sq - *ms)).max(MEAN_SQUARE_FLOOR);
-                loudest = loudest.max(*ms);
+        let mut rest = &mut block[..whole];
+        while !rest.is_empty() {
+            let take = ((self.period - self.phase) * ch).min(rest.len());
+            let (now, later) = rest.split_at_mut(take);
+            self.run(now);
+            self.phase += take / ch;
+            if self.phase == self.period {
+                self.phase = 0;
+                self.control();
             }
-            // 2. Static curve: the loudest channel's when linked.
-            let target_of = |ms: f64| {
-                if ms < quiet {
-                    0.0
-                } else {
-                    curve.reduction(10.0 * ms.log10())
-                }
-            };
-            let linked_target = if linked { target_of(loudest) } else { 0.0 };
-            // 3. Ballistics and 4. output, per channel.
-            let mut shared = (f64::NAN, 1.0f32);
-            for (((x, ms), red), last) in frame
-                .iter_mut()
-                .zip(&self.mean_square)
-                .zip(self.reduction.iter_mut())
-                .zip(self.last_gain.iter_mut())
-            {
-                let target = if linked {
-                    linked_target
-                } else {
-                    target_of(*ms)
-                };
-                let coef = if target > *red {
-                    self.attack_coef
-                } else {
-                    self.release_coef
-                };
-                glide(red, target, coef, SNAP_DB);
-                let db = self.makeup_db - *red;
-                if db != last.0 {
-                    // Linked channels share one reduction: reuse the previous channel's gain.
-                    *last = if db == shared.0 {
-                        shared
-                    } else {
-                        (db, gain_of(db))
-                    };
-                }
-                shared = *last;
-                *x *= last.1;
-            }
+            rest = later;
         }
     }
 }

@@ -63,6 +63,8 @@ pub struct TruePeakLimiter {
     boxbuf: Vec<f32>,
     box_pos: usize,
     box_sum: f64,
+    /// `1 / boxbuf.len()`.
+    box_scale: f64,
     gain: f32,
     frame: u64,
     /// Samples at or above this may make an interpolated value reach the ceiling.
@@ -91,6 +93,7 @@ impl TruePeakLimiter {
             boxbuf: Vec::new(),
             box_pos: 0,
             box_sum: 0.0,
+            box_scale: 1.0,
             gain: 1.0,
             frame: 0,
             hot: 0.0,
@@ -118,8 +121,7 @@ impl TruePeakLimiter {
             // The frame at the interpolator's centre, and values between it and the next.
             peak = peak.max(w[TAPS / 2 - 1].abs());
             for phase in &self.taps {
-                let v: f32 = phase.iter().zip(w).map(|(t, x)| t * x).sum();
-                peak = peak.max(v.abs());
+                peak = peak.max(dot(phase, w).abs());
             }
         }
         peak
@@ -129,23 +131,44 @@ impl TruePeakLimiter {
         let cap = self.minq.len();
         // Drop gains that can never be the minimum again (not below the new one).
         while self.minq_len > 0 {
-            let last = (self.minq_head + self.minq_len - 1) % cap;
+            let last = wrap(self.minq_head + self.minq_len - 1, cap);
             if self.minq[last].1 >= gain {
                 self.minq_len -= 1;
             } else {
                 break;
             }
         }
-        let slot = (self.minq_head + self.minq_len) % cap;
+        let slot = wrap(self.minq_head + self.minq_len, cap);
         self.minq[slot] = (self.frame, gain);
         self.minq_len += 1;
         // Drop what fell out of the window of L + 1 frames.
         let oldest = self.frame.saturating_sub(self.lookahead as u64);
         while self.minq[self.minq_head].0 < oldest {
-            self.minq_head = (self.minq_head + 1) % cap;
+            self.minq_head = wrap(self.minq_head + 1, cap);
             self.minq_len -= 1;
         }
     }
+}
+
+/// The dot product of a phase's taps and a window of `TAPS` samples, summed in eight lanes so
+/// that the compiler can use vector instructions (a single running sum fixes the order of the
+/// additions and so forbids them).
+#[inline]
+fn dot(taps: &[f32; TAPS], window: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    for (pair_t, pair_w) in taps.chunks_exact(8).zip(window.chunks_exact(8)) {
+        for ((lane, t), x) in lanes.iter_mut().zip(pair_t).zip(pair_w) {
+            *lane += t * x;
+        }
+    }
+    let [a, b, c, d, e, f, g, h] = lanes;
+    ((a + e) + (b + f)) + ((c + g) + (d + h))
+}
+
+/// `i % len` for `i < 2 · len`, without a division: the ring indices here never run further.
+#[inline]
+fn wrap(i: usize, len: usize) -> usize {
+    if i >= len { i - len } else { i }
 }
 
 /// Windowed-sinc interpolator for fractional positions 1/4, 2/4, 3/4 between the frames at
@@ -200,6 +223,7 @@ impl Processor for TruePeakLimiter {
         self.delay = vec![0.0; self.lookahead * ch];
         self.minq = vec![(0, 1.0); self.lookahead + 2];
         self.boxbuf = vec![1.0; self.lookahead];
+        self.box_scale = 1.0 / self.lookahead.max(1) as f64;
         self.reset();
         Ok(())
     }
@@ -237,7 +261,7 @@ impl Processor for TruePeakLimiter {
                 self.history[base] = x;
                 self.history[base + TAPS] = x;
             }
-            self.history_pos = (self.history_pos + 1) % TAPS;
+            self.history_pos = wrap(self.history_pos + 1, TAPS);
             // 2. Required gain for the frame at the interpolator's centre: exactly 1 while no
             //    sample in the window is hot (see the module docs).
             let required = if self.hot_left > 0 {
@@ -257,8 +281,8 @@ impl Processor for TruePeakLimiter {
             // 4. Box average over L frames.
             self.box_sum += f64::from(held) - f64::from(self.boxbuf[self.box_pos]);
             self.boxbuf[self.box_pos] = held;
-            self.box_pos = (self.box_pos + 1) % self.boxbuf.len();
-            let mean = (self.box_sum / self.boxbuf.len() as f64) as f32;
+            self.box_pos = wrap(self.box_pos + 1, self.boxbuf.len());
+            let mean = (self.box_sum * self.box_scale) as f32;
             // 5. Down at once, up with the release.
             self.gain = if mean < self.gain {
                 mean
@@ -276,7 +300,7 @@ impl Processor for TruePeakLimiter {
                 // Rounding in the box sum must not let a sample through above the ceiling.
                 *x = out.clamp(-self.ceiling, self.ceiling);
             }
-            self.delay_pos = (self.delay_pos + 1) % delay_frames;
+            self.delay_pos = wrap(self.delay_pos + 1, delay_frames);
             self.frame += 1;
         }
     }
