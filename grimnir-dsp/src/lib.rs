@@ -37,6 +37,7 @@ mod compressor;
 mod ducking;
 mod error;
 mod graph;
+mod kweight;
 mod limiter;
 mod meter;
 mod normalize;

@@ -20,8 +20,7 @@
 //! the output at or under `true_peak_limit_dbtp` (a hot track raised toward a quiet target, or a
 //! quiet track with hot peaks, would otherwise clip).
 
-use ebur128::{EbuR128, Mode};
-
+use crate::kweight::Momentary;
 use crate::limiter::TruePeakLimiter;
 use crate::processor::{Processor, sanitize};
 use crate::{AudioSpec, DspError, db_to_gain};
@@ -42,7 +41,7 @@ const TRACK_RAMP_MS: f64 = 100.0;
 pub struct LoudnessNormalizer {
     params: crate::LoudnessNormalize,
     spec: Option<AudioSpec>,
-    meter: Option<EbuR128>,
+    meter: Option<Momentary>,
     /// Gated momentary energies of the sliding window, one per hop (ring).
     window: Vec<f64>,
     window_pos: usize,
@@ -51,6 +50,8 @@ pub struct LoudnessNormalizer {
     /// Frames per 100 ms hop, and frames since the last sample.
     hop: usize,
     since_hop: usize,
+    /// Momentary loudness at the end of the last hop, LUFS.
+    momentary: f64,
     track_lufs: Option<f64>,
     /// Gain applied at the end of the last block, and the gain aimed for, dB.
     gain_db: f64,
@@ -85,6 +86,7 @@ impl LoudnessNormalizer {
             window_sum: 0.0,
             hop: 4800,
             since_hop: 0,
+            momentary: f64::NEG_INFINITY,
             track_lufs: None,
             gain_db: 0.0,
             target_db: 0.0,
@@ -118,6 +120,7 @@ impl LoudnessNormalizer {
         if let Some(meter) = &mut self.meter {
             meter.reset();
         }
+        self.momentary = f64::NEG_INFINITY;
         self.window_pos = 0;
         self.window_len = 0;
         self.window_sum = 0.0;
@@ -134,10 +137,7 @@ impl LoudnessNormalizer {
 
     /// Samples the momentary loudness into the window if it passes the gates.
     fn sample(&mut self) {
-        let Some(meter) = &self.meter else { return };
-        let Ok(momentary) = meter.loudness_momentary() else {
-            return;
-        };
+        let momentary = self.momentary;
         let current = self.window_loudness();
         if !momentary.is_finite() || momentary <= LIVE_GATE_LUFS || momentary < current - 10.0 {
             return;
@@ -193,11 +193,12 @@ impl LoudnessNormalizer {
 
 impl Processor for LoudnessNormalizer {
     fn prepare(&mut self, spec: AudioSpec) -> Result<(), DspError> {
-        let channels = u32::try_from(spec.channels()).unwrap_or(u32::MAX);
-        let meter = EbuR128::new(channels, spec.sample_rate(), Mode::M | Mode::HISTOGRAM)
-            .map_err(|e| DspError::UnsupportedFormat(format!("loudness meter: {e:?}")))?;
-        self.meter = Some(meter);
         self.hop = spec.frames_in_ms(100.0);
+        self.meter = Some(Momentary::new(
+            spec.channels(),
+            spec.sample_rate(),
+            self.hop,
+        ));
         let hops = (self.params.integrated_window_sec * 10.0)
             .round()
             .clamp(4.0, 6000.0) as usize;
@@ -235,12 +236,15 @@ impl Processor for LoudnessNormalizer {
             while !rest.is_empty() {
                 let take = ((self.hop - self.since_hop) * ch).min(rest.len());
                 if let Some(meter) = &mut self.meter {
-                    let _ = meter.add_frames_f32(&rest[..take]);
+                    meter.add(&rest[..take]);
                 }
                 self.since_hop += take / ch;
                 rest = &rest[take..];
                 if self.since_hop >= self.hop {
                     self.since_hop = 0;
+                    if let Some(meter) = &mut self.meter {
+                        self.momentary = meter.end_hop();
+                    }
                     self.sample();
                 }
             }

@@ -289,22 +289,30 @@ impl Processor for SilenceWatch {
         let Some(spec) = self.spec else { return };
         let ch = spec.channels();
         let whole = block.len() - block.len() % ch;
-        for frame in block[..whole].chunks_exact(ch) {
-            let mut peak = 0f32;
-            for (sum, x) in self.win_sum_sq.iter_mut().zip(frame) {
-                let x = sanitize(*x);
-                *sum += f64::from(x) * f64::from(x);
-                peak = peak.max(x.abs());
+        let mut rest = &block[..whole];
+        while !rest.is_empty() {
+            // Up to the end of the current window.
+            let frames = (self.window_frames - self.win_len).min(rest.len() / ch);
+            let (now, later) = rest.split_at(frames * ch);
+            for (i, frame) in now.chunks_exact(ch).enumerate() {
+                let mut peak = 0f32;
+                for (sum, x) in self.win_sum_sq.iter_mut().zip(frame) {
+                    let x = sanitize(*x);
+                    *sum += f64::from(x) * f64::from(x);
+                    peak = peak.max(x.abs());
+                }
+                if peak > 0.0 && peak >= self.threshold {
+                    let at = self.frame + i as u64;
+                    self.win_first_loud.get_or_insert(at);
+                    self.win_last_loud = Some(at);
+                }
             }
-            if peak > 0.0 && peak >= self.threshold {
-                self.win_first_loud.get_or_insert(self.frame);
-                self.win_last_loud = Some(self.frame);
-            }
-            self.frame += 1;
-            self.win_len += 1;
+            self.frame += frames as u64;
+            self.win_len += frames;
             if self.win_len >= self.window_frames {
                 self.end_window(ch);
             }
+            rest = later;
         }
     }
 }
