@@ -24,16 +24,21 @@
 //!
 //!    The output level `L − r(L)` is `L` below the knee, `T + (L − T)/ratio` above it, and in
 //!    between a parabola that meets both with the same value and slope; `W = 0` is a hard knee.
-//! 3. **Ballistics.** The applied reduction `g` follows `r` in dB through a one-pole filter,
-//!    `g += a·(r − g)` with `a = 1 − exp(−1 / (time · rate))`: the attack time while the
+//! 3. **Ballistics.** Once per control period (16 frames at 48 kHz, see
+//!    [`crate::processor::CONTROL_HZ`]) the loudest detector level of the period gives `r`, and
+//!    the applied reduction `g` follows it in dB through a one-pole filter,
+//!    `g += a·(r − g)` with `a = 1 − exp(−period / (time · rate))`: the attack time while the
 //!    reduction grows (`r > g`), the release time while it shrinks. Working in dB makes the
 //!    times the same at every level (the paper's "smooth branching" detector); after a step,
 //!    `g` covers 63 % of the way in one time constant.
-//! 4. **Output.** `y = x · 10^((makeup − g) / 20)`.
+//! 4. **Output.** The gain `10^((makeup − g) / 20)` is reached by the end of the next control
+//!    period along a straight line from the previous one, and `y = x · gain` on every frame.
+//!    The gain thus trails the detector by one period (a third of a millisecond), and never
+//!    steps.
 //!
 //! **Parameter changes** ([`DynamicsCompressor::set_params`]): threshold, slope, knee width and
-//! makeup gain each glide to their new value through a one-pole smoother with a
-//! 10 ms time constant. The static curve is continuous in all three of its parameters, so its output moves
+//! makeup gain each glide to their new value through a one-pole smoother with a 10 ms time
+//! constant, stepped once per control period. The static curve is continuous in all three of its parameters, so its output moves
 //! continuously too, and the applied gain never steps, whatever the attack time. New attack and
 //! release times apply at once: they change how fast the gain moves, never where it is.
 //! Switching `stereo_link` is smooth for the same reason: every channel keeps its own

@@ -465,8 +465,19 @@ impl DspGraph {
     /// Parses and validates a graph written in YAML.
     #[cfg(feature = "yaml")]
     pub fn from_yaml(text: &str) -> Result<DspGraph, DspError> {
-        let graph: DspGraph =
-            serde_yaml_ng::from_str(text).map_err(|e| DspError::Parse(e.to_string()))?;
+        let graph: DspGraph = serde_yaml_ng::from_str(text).map_err(|e| {
+            // Name the node at fault: serde's message has only a line and column.
+            let node = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+                .ok()
+                .and_then(|doc| {
+                    let nodes = doc.get("nodes")?.as_sequence()?;
+                    nodes.iter().enumerate().find_map(|(i, n)| {
+                        serde_yaml_ng::from_value::<Node>(n.clone()).err()?;
+                        Some((i, n.get("type").and_then(|t| t.as_str()).map(str::to_owned)))
+                    })
+                });
+            parse_error(node, &e)
+        })?;
         graph.validate()?;
         Ok(graph)
     }
@@ -474,9 +485,29 @@ impl DspGraph {
     /// Parses and validates a graph written in JSON.
     #[cfg(feature = "json")]
     pub fn from_json(text: &str) -> Result<DspGraph, DspError> {
-        let graph: DspGraph =
-            serde_json::from_str(text).map_err(|e| DspError::Parse(e.to_string()))?;
+        let graph: DspGraph = serde_json::from_str(text).map_err(|e| {
+            let node = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|doc| {
+                    let nodes = doc.get("nodes")?.as_array()?;
+                    nodes.iter().enumerate().find_map(|(i, n)| {
+                        serde_json::from_value::<Node>(n.clone()).err()?;
+                        Some((i, n.get("type").and_then(|t| t.as_str()).map(str::to_owned)))
+                    })
+                });
+            parse_error(node, &e)
+        })?;
         graph.validate()?;
         Ok(graph)
     }
+}
+
+/// A parse error, prefixed with the node it is in when that is known: `nodes[2] (limiter): …`.
+#[cfg(any(feature = "yaml", feature = "json"))]
+fn parse_error(node: Option<(usize, Option<String>)>, e: &dyn std::fmt::Display) -> DspError {
+    DspError::Parse(match node {
+        Some((i, Some(kind))) => format!("nodes[{i}] ({kind}): {e}"),
+        Some((i, None)) => format!("nodes[{i}]: {e}"),
+        None => e.to_string(),
+    })
 }

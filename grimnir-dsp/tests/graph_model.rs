@@ -116,6 +116,23 @@ fn unknown_types_and_fields_are_refused() {
     );
     let err = refused("nodes:\n  - type: limiter\n    config: { treshold_db: -1 }\n");
     assert!(err.contains("treshold_db"), "{err}");
+    // The error names the node at fault, in YAML and in JSON.
+    let err =
+        refused("nodes:\n  - type: agc\n  - type: limiter\n    config: { treshold_db: -1 }\n");
+    assert!(
+        err.starts_with("cannot read the DSP graph: nodes[1] (limiter): ")
+            && err.contains("treshold_db"),
+        "{err}"
+    );
+    let err = DspGraph::from_json(
+        r#"{"nodes": [{"type": "agc"}, {"type": "compressor"}, {"type": "delay"}]}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("nodes[2] (delay): ") && err.contains("delay"),
+        "{err}"
+    );
 }
 
 #[test]
