@@ -10,6 +10,7 @@
 
 mod dsp_element;
 mod error;
+pub mod mix;
 
 pub use dsp_element::{
     DspElement, METER_MESSAGE, SILENCE_MESSAGE, TRACK_EVENT, track_loudness_event,

@@ -1,0 +1,545 @@
+//! Placing items on the output's sample timeline, with fades and crossfades: plain Rust, no
+//! GStreamer, no clock.
+//!
+//! Every item is a [`Placement`]: the output frame where its audio begins, how many frames of
+//! it play, and its fades. The [`Mixer`] sums every voice that sounds in the block it renders,
+//! so a crossfade is simply two placements that overlap, one fading out while the other fades
+//! in, and a gapless join is one that starts on the frame where the previous one ends, with no
+//! fade: the output is then the two sources' samples end to end, unchanged.
+//!
+//! Gains over a fade of `n` frames: the `k`-th frame of a fade-in (from 0) gets
+//! `curve(k / n)`, so the first frame is silent and the fade reaches full level on frame `n`;
+//! a fade-out mirrors it, its last frame silent. With [`Curve::EqualPower`],
+//! `sin² + cos² = 1`: two uncorrelated items crossfaded that way keep their summed power.
+
+use std::collections::VecDeque;
+
+/// The shape of a fade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Curve {
+    /// `sin(t·π/2)`: constant power across a crossfade of unrelated material (the default).
+    #[default]
+    EqualPower,
+    /// `t`: constant amplitude; right for a crossfade between correlated audio.
+    Linear,
+    /// `(1 − cos(t·π)) / 2`: gentle at both ends.
+    SCurve,
+}
+
+impl Curve {
+    /// The gain at `t` in `0..=1` of a fade-in.
+    pub fn gain(self, t: f64) -> f64 {
+        let t = t.clamp(0.0, 1.0);
+        match self {
+            Curve::EqualPower => (t * std::f64::consts::FRAC_PI_2).sin(),
+            Curve::Linear => t,
+            Curve::SCurve => (1.0 - (t * std::f64::consts::PI).cos()) / 2.0,
+        }
+    }
+}
+
+/// Where and how one item sounds, in frames of the output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placement {
+    /// Output frame of the item's first frame (its cue-in).
+    pub start: u64,
+    /// Frames of the item that play (from cue-in to cue-out, at the output rate).
+    pub frames: u64,
+    /// Fade-in length, frames (0: starts at full level).
+    pub fade_in: u64,
+    /// Fade-out length, frames, ending with the item's last frame (0: ends at full level).
+    pub fade_out: u64,
+    /// The fades' shape.
+    pub curve: Curve,
+    /// A constant linear gain for the whole item (per-track normalization, a jingle's trim).
+    pub gain: f32,
+}
+
+impl Placement {
+    /// An item at `start` playing `frames` frames at full level, with no fades.
+    pub fn new(start: u64, frames: u64) -> Placement {
+        Placement {
+            start,
+            frames,
+            fade_in: 0,
+            fade_out: 0,
+            curve: Curve::EqualPower,
+            gain: 1.0,
+        }
+    }
+
+    /// The output frame just after the item's last.
+    pub fn end(&self) -> u64 {
+        self.start.saturating_add(self.frames)
+    }
+
+    /// The gain of the item's `k`-th frame (0 = its first), fades and trim included.
+    pub fn gain_at(&self, k: u64) -> f32 {
+        let mut g = f64::from(self.gain);
+        if k < self.fade_in {
+            g *= self.curve.gain(k as f64 / self.fade_in as f64);
+        }
+        let left = self.frames.saturating_sub(k + 1);
+        if left < self.fade_out {
+            g *= self.curve.gain(left as f64 / self.fade_out as f64);
+        }
+        g as f32
+    }
+}
+
+/// Where an item's audio comes from: a decoder, a generator, a test signal.
+pub trait Source: Send {
+    /// Fills `out` (interleaved, the mixer's channel count) from the start with the next
+    /// frames, and returns how many frames it wrote; fewer than asked means the source has
+    /// ended (a short or truncated file). An error ends the item too.
+    fn read(&mut self, out: &mut [f32]) -> Result<usize, String>;
+}
+
+/// What happened to an item while rendering.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum MixEvent {
+    /// The item's first frame was rendered at `frame`.
+    Started {
+        /// The item's id.
+        id: u64,
+        /// Output frame.
+        frame: u64,
+    },
+    /// The item's last frame was rendered (it is gone from the mixer).
+    Ended {
+        /// The item's id.
+        id: u64,
+        /// Output frame just after its last.
+        frame: u64,
+    },
+    /// The source ran out before the placement's end: the rest of the item is silent.
+    Short {
+        /// The item's id.
+        id: u64,
+        /// Output frame where its audio stopped.
+        frame: u64,
+        /// Frames of the placement left without audio.
+        missing: u64,
+    },
+    /// The source failed; the item is dropped.
+    Failed {
+        /// The item's id.
+        id: u64,
+        /// Output frame where it failed.
+        frame: u64,
+        /// What the source said.
+        reason: String,
+    },
+}
+
+struct Voice {
+    id: u64,
+    placement: Placement,
+    source: Box<dyn Source>,
+    /// Frames of the item rendered so far.
+    done: u64,
+    /// Whether the source has ended (the rest is silence).
+    dry: bool,
+}
+
+/// Sums the voices that sound in each block of the output.
+pub struct Mixer {
+    channels: usize,
+    position: u64,
+    voices: VecDeque<Voice>,
+    events: Vec<MixEvent>,
+    /// One block of one voice's samples (grown to the largest block asked for).
+    scratch: Vec<f32>,
+}
+
+impl std::fmt::Debug for Mixer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mixer")
+            .field("channels", &self.channels)
+            .field("position", &self.position)
+            .field("voices", &self.voices.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mixer {
+    /// A mixer for `channels` interleaved channels, at output frame 0.
+    pub fn new(channels: usize) -> Mixer {
+        Mixer {
+            channels: channels.max(1),
+            position: 0,
+            voices: VecDeque::new(),
+            events: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The output frame the next block starts at.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Items placed and not yet ended.
+    pub fn pending(&self) -> usize {
+        self.voices.len()
+    }
+
+    /// Output frame at which the last placed item ends (the current position when none is).
+    pub fn covered_until(&self) -> u64 {
+        self.voices
+            .iter()
+            .map(|v| v.placement.end())
+            .fold(self.position, u64::max)
+    }
+
+    /// Adds an item. A placement that starts before the current position loses its frames
+    /// that are already past (they are skipped in its source, so what remains stays in time).
+    pub fn place(&mut self, id: u64, placement: Placement, source: Box<dyn Source>) {
+        let mut voice = Voice {
+            id,
+            placement,
+            source,
+            done: 0,
+            dry: false,
+        };
+        let late = self
+            .position
+            .saturating_sub(placement.start)
+            .min(placement.frames);
+        if late > 0 {
+            let mut left = late;
+            let mut sink = vec![0.0; 4096 * self.channels];
+            while left > 0 && !voice.dry {
+                let n = (left as usize).min(4096);
+                match voice.source.read(&mut sink[..n * self.channels]) {
+                    Ok(got) if got == n => {}
+                    Ok(_) => voice.dry = true,
+                    Err(_) => voice.dry = true,
+                }
+                left -= n as u64;
+            }
+            voice.done = late;
+        }
+        self.voices.push_back(voice);
+    }
+
+    /// What happened since the last call.
+    pub fn take_events(&mut self) -> Vec<MixEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Renders the next `out.len() / channels` frames: every voice that sounds in them, summed.
+    pub fn render(&mut self, out: &mut [f32]) {
+        let ch = self.channels;
+        let frames = (out.len() / ch) as u64;
+        out.fill(0.0);
+        let block_start = self.position;
+        let block_end = block_start + frames;
+        if self.scratch.len() < out.len() {
+            self.scratch.resize(out.len(), 0.0);
+        }
+        for voice in &mut self.voices {
+            let p = voice.placement;
+            let from = p.start.saturating_add(voice.done).max(block_start);
+            let to = p.end().min(block_end);
+            if from >= to {
+                continue;
+            }
+            if voice.done == 0 {
+                self.events.push(MixEvent::Started {
+                    id: voice.id,
+                    frame: from,
+                });
+            }
+            let n = (to - from) as usize;
+            let offset = (from - block_start) as usize;
+            let buf = &mut self.scratch[..n * ch];
+            let got = if voice.dry {
+                0
+            } else {
+                match voice.source.read(buf) {
+                    Ok(got) => got.min(n),
+                    Err(reason) => {
+                        self.events.push(MixEvent::Failed {
+                            id: voice.id,
+                            frame: from,
+                            reason,
+                        });
+                        voice.dry = true;
+                        voice.done = p.frames;
+                        continue;
+                    }
+                }
+            };
+            if got < n && !voice.dry {
+                voice.dry = true;
+                self.events.push(MixEvent::Short {
+                    id: voice.id,
+                    frame: from + got as u64,
+                    missing: p.frames - (voice.done + got as u64),
+                });
+            }
+            let dst = &mut out[offset * ch..(offset + got) * ch];
+            for (i, (o, x)) in dst
+                .chunks_exact_mut(ch)
+                .zip(buf.chunks_exact(ch))
+                .enumerate()
+            {
+                let g = p.gain_at(voice.done + i as u64);
+                for (o, x) in o.iter_mut().zip(x) {
+                    *o += g * x;
+                }
+            }
+            voice.done += n as u64;
+        }
+        let events = &mut self.events;
+        self.voices.retain(|v| {
+            let over = v.done >= v.placement.frames;
+            if over {
+                events.push(MixEvent::Ended {
+                    id: v.id,
+                    frame: v.placement.end(),
+                });
+            }
+            !over
+        });
+        self.position = block_end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A source of a constant value per channel, `len` frames long.
+    struct Constant {
+        value: f32,
+        left: usize,
+    }
+
+    impl Source for Constant {
+        fn read(&mut self, out: &mut [f32]) -> Result<usize, String> {
+            let n = (out.len() / 2).min(self.left);
+            out[..n * 2].fill(self.value);
+            self.left -= n;
+            Ok(n)
+        }
+    }
+
+    /// A source counting frames: frame k reads k (both channels).
+    struct Ramp {
+        next: usize,
+        len: usize,
+    }
+
+    impl Source for Ramp {
+        fn read(&mut self, out: &mut [f32]) -> Result<usize, String> {
+            let n = (out.len() / 2).min(self.len - self.next);
+            for (i, f) in out[..n * 2].chunks_exact_mut(2).enumerate() {
+                f.fill((self.next + i) as f32);
+            }
+            self.next += n;
+            Ok(n)
+        }
+    }
+
+    fn render_all(m: &mut Mixer, frames: usize, block: usize) -> Vec<f32> {
+        let mut out = vec![0.0; frames * 2];
+        for b in out.chunks_mut(block * 2) {
+            m.render(b);
+        }
+        out
+    }
+
+    #[test]
+    fn an_item_starts_on_its_frame_whatever_the_block_size() {
+        for block in [1, 7, 64, 1000, 1024] {
+            let mut m = Mixer::new(2);
+            m.place(
+                1,
+                Placement::new(1234, 500),
+                Box::new(Constant {
+                    value: 0.5,
+                    left: 500,
+                }),
+            );
+            let out = render_all(&mut m, 3000, block);
+            let first = out.iter().position(|&x| x != 0.0).unwrap() / 2;
+            let last = out.iter().rposition(|&x| x != 0.0).unwrap() / 2;
+            assert_eq!((first, last), (1234, 1733), "block {block}");
+            let events = m.take_events();
+            assert_eq!(events[0], MixEvent::Started { id: 1, frame: 1234 });
+            assert_eq!(
+                *events.last().unwrap(),
+                MixEvent::Ended { id: 1, frame: 1734 }
+            );
+        }
+    }
+
+    #[test]
+    fn back_to_back_items_join_without_a_seam() {
+        let mut m = Mixer::new(2);
+        m.place(
+            1,
+            Placement::new(0, 1000),
+            Box::new(Ramp { next: 0, len: 1000 }),
+        );
+        m.place(
+            2,
+            Placement::new(1000, 1000),
+            Box::new(Ramp {
+                next: 1000,
+                len: 2000,
+            }),
+        );
+        let out = render_all(&mut m, 2000, 333);
+        for (k, f) in out.chunks_exact(2).enumerate() {
+            assert_eq!(f, [k as f32, k as f32], "frame {k}");
+        }
+    }
+
+    #[test]
+    fn an_equal_power_crossfade_keeps_the_power_and_does_not_step() {
+        let mut m = Mixer::new(2);
+        let fade = 4800;
+        let a = Placement {
+            fade_out: fade,
+            ..Placement::new(0, 10_000)
+        };
+        let b = Placement {
+            fade_in: fade,
+            ..Placement::new(10_000 - fade, 10_000)
+        };
+        m.place(
+            1,
+            a,
+            Box::new(Constant {
+                value: 1.0,
+                left: 10_000,
+            }),
+        );
+        m.place(
+            2,
+            b,
+            Box::new(Constant {
+                value: 1.0,
+                left: 10_000,
+            }),
+        );
+        let out = render_all(&mut m, 15_200, 1024);
+        for k in (10_000 - fade as usize)..10_000 {
+            let (ga, gb) = (a.gain_at(k as u64), b.gain_at(k as u64 - (10_000 - fade)));
+            assert!(
+                (ga * ga + gb * gb - 1.0).abs() < 1e-3,
+                "frame {k}: {ga} {gb}"
+            );
+            assert!((out[2 * k] - (ga + gb)).abs() < 1e-6);
+        }
+        // The largest step anywhere is a fade's, not a jump.
+        let step = out
+            .chunks_exact(2)
+            .map(|f| f[0])
+            .collect::<Vec<_>>()
+            .windows(2)
+            .fold(0f32, |m, w| m.max((w[1] - w[0]).abs()));
+        assert!(
+            step < 2.0 * std::f32::consts::FRAC_PI_2 / fade as f32,
+            "{step}"
+        );
+    }
+
+    #[test]
+    fn fades_reach_silence_and_full_level_on_their_frames() {
+        for curve in [Curve::EqualPower, Curve::Linear, Curve::SCurve] {
+            let p = Placement {
+                fade_in: 100,
+                fade_out: 50,
+                curve,
+                ..Placement::new(0, 1000)
+            };
+            assert_eq!(p.gain_at(0), 0.0);
+            assert_eq!(p.gain_at(100), 1.0);
+            assert_eq!(p.gain_at(949), 1.0);
+            assert_eq!(p.gain_at(999), 0.0);
+            assert!((1..100).all(|k| p.gain_at(k) > p.gain_at(k - 1)));
+            assert!((951..1000).all(|k| p.gain_at(k) < p.gain_at(k - 1)));
+        }
+    }
+
+    #[test]
+    fn a_short_source_leaves_silence_and_says_so_and_the_next_item_is_on_time() {
+        let mut m = Mixer::new(2);
+        m.place(
+            1,
+            Placement::new(0, 1000),
+            Box::new(Constant {
+                value: 0.5,
+                left: 600,
+            }),
+        );
+        m.place(
+            2,
+            Placement::new(1000, 100),
+            Box::new(Constant {
+                value: 0.25,
+                left: 100,
+            }),
+        );
+        let out = render_all(&mut m, 1100, 256);
+        assert!(out[..1200].iter().all(|&x| x == 0.5));
+        assert!(out[1200..2000].iter().all(|&x| x == 0.0));
+        assert!(out[2000..].iter().all(|&x| x == 0.25));
+        let events = m.take_events();
+        assert!(
+            events.contains(&MixEvent::Short {
+                id: 1,
+                frame: 600,
+                missing: 400
+            }),
+            "{events:?}"
+        );
+        assert!(events.contains(&MixEvent::Started { id: 2, frame: 1000 }));
+    }
+
+    #[test]
+    fn a_failing_source_is_dropped_and_reported() {
+        struct Broken;
+        impl Source for Broken {
+            fn read(&mut self, _: &mut [f32]) -> Result<usize, String> {
+                Err("corrupt frame".into())
+            }
+        }
+        let mut m = Mixer::new(2);
+        m.place(7, Placement::new(10, 100), Box::new(Broken));
+        m.place(
+            8,
+            Placement::new(110, 10),
+            Box::new(Constant {
+                value: 1.0,
+                left: 10,
+            }),
+        );
+        let out = render_all(&mut m, 200, 64);
+        assert!(out[..220].iter().all(|&x| x == 0.0));
+        assert!(out[220..240].iter().all(|&x| x == 1.0));
+        let events = m.take_events();
+        assert!(events.iter().any(|e| matches!(e, MixEvent::Failed { id: 7, frame: 10, reason } if reason == "corrupt frame")));
+    }
+
+    #[test]
+    fn a_late_placement_skips_what_is_past_and_stays_in_time() {
+        let mut m = Mixer::new(2);
+        let mut out = vec![0.0; 2 * 500];
+        m.render(&mut out);
+        m.place(
+            1,
+            Placement::new(300, 1000),
+            Box::new(Ramp { next: 0, len: 1000 }),
+        );
+        let mut out = vec![0.0; 2 * 10];
+        m.render(&mut out);
+        assert_eq!(out[0], 200.0, "frame 500 plays the item's frame 200");
+    }
+}
