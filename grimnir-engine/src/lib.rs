@@ -8,9 +8,11 @@
 //!
 //! Call [`init`] once before anything else.
 
+pub mod decode;
 mod dsp_element;
 mod error;
 pub mod mix;
+pub mod render;
 
 pub use dsp_element::{
     DspElement, METER_MESSAGE, SILENCE_MESSAGE, TRACK_EVENT, track_loudness_event,

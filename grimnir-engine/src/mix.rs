@@ -114,7 +114,8 @@ pub enum MixEvent {
         /// Output frame just after its last.
         frame: u64,
     },
-    /// The source ran out before the placement's end: the rest of the item is silent.
+    /// The source ran out before the placement's end: the item ends there (the rest of its
+    /// placement is silent).
     Short {
         /// The item's id.
         id: u64,
@@ -142,6 +143,8 @@ struct Voice {
     done: u64,
     /// Whether the source has ended (the rest is silence).
     dry: bool,
+    /// Output frame where the source ended or failed, if it did.
+    stopped: Option<u64>,
 }
 
 /// Sums the voices that sound in each block of the output.
@@ -203,6 +206,7 @@ impl Mixer {
             source,
             done: 0,
             dry: false,
+            stopped: None,
         };
         let late = self
             .position
@@ -269,6 +273,7 @@ impl Mixer {
                         });
                         voice.dry = true;
                         voice.done = p.frames;
+                        voice.stopped = Some(from);
                         continue;
                     }
                 }
@@ -293,6 +298,12 @@ impl Mixer {
                 }
             }
             voice.done += n as u64;
+            if voice.dry {
+                // Nothing more will sound: the item is over (an open-ended placement, one of
+                // unknown length, ends here).
+                voice.stopped.get_or_insert(from + got as u64);
+                voice.done = p.frames;
+            }
         }
         let events = &mut self.events;
         self.voices.retain(|v| {
@@ -300,7 +311,7 @@ impl Mixer {
             if over {
                 events.push(MixEvent::Ended {
                     id: v.id,
-                    frame: v.placement.end(),
+                    frame: v.stopped.unwrap_or(v.placement.end()),
                 });
             }
             !over
