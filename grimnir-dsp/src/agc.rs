@@ -34,7 +34,7 @@
 //! they never decay into denormals. Parameters are clamped to the ranges
 //! [`crate::DspGraph::validate`] accepts (a non-finite one takes its default).
 
-use crate::processor::{Processor, control_period, glide, one_pole, sanitize, within};
+use crate::processor::{GainRamp, Processor, control_period, glide, one_pole, sanitize, within};
 use crate::{AudioSpec, DspError};
 
 /// Length of a chunk of the level window, ms.
@@ -68,11 +68,8 @@ pub struct AutoGain {
     attack_coef: f64,
     release_coef: f64,
     declick_coef: f64,
-    /// Linear gain on the last frame processed, the gain it ramps to by the end of the control
-    /// period, and its step per frame.
-    gain: f32,
-    ramp_to: f32,
-    step: f32,
+    /// Linear gain, ramping to the AGC's gain by the end of each control period.
+    ramp: GainRamp,
     /// Frames per chunk, frames into the current chunk and its sum of squares.
     chunk_frames: usize,
     chunk_pos: usize,
@@ -101,9 +98,7 @@ impl AutoGain {
             attack_coef: 1.0,
             release_coef: 1.0,
             declick_coef: 1.0,
-            gain: 1.0,
-            ramp_to: 1.0,
-            step: 0.0,
+            ramp: GainRamp::at(1.0),
             chunk_frames: 1,
             chunk_pos: 0,
             chunk_sum: 0.0,
@@ -197,9 +192,7 @@ impl AutoGain {
         } else {
             (self.applied_db * (std::f64::consts::LN_10 / 20.0)).exp() as f32
         };
-        self.gain = self.ramp_to;
-        self.ramp_to = to;
-        self.step = (to - self.gain) / self.period as f32;
+        self.ramp.head_for(to, self.period);
     }
 }
 
@@ -249,9 +242,7 @@ impl Processor for AutoGain {
         self.holding = true;
         self.agc_db = 0.0;
         self.applied_db = 0.0;
-        self.gain = 1.0;
-        self.ramp_to = 1.0;
-        self.step = 0.0;
+        self.ramp = GainRamp::at(1.0);
     }
 
     fn process(&mut self, block: &mut [f32]) {
@@ -270,11 +261,11 @@ impl Processor for AutoGain {
             // 1. Level, and the gain ramp (multiplying by exactly 1 changes nothing).
             let mut squares = 0.0;
             for frame in now.chunks_exact_mut(ch) {
-                self.gain += self.step;
+                let gain = self.ramp.advance();
                 for x in frame {
                     let s = sanitize(*x).clamp(-MAX_SAMPLE, MAX_SAMPLE);
                     squares += f64::from(s) * f64::from(s);
-                    *x = s * self.gain;
+                    *x = s * gain;
                 }
             }
             self.chunk_sum += squares;

@@ -53,7 +53,7 @@
 //! Parameters are clamped to the ranges [`crate::DspGraph::validate`] accepts (a non-finite
 //! one takes its default), so even an unvalidated configuration cannot produce NaN.
 
-use crate::processor::{Processor, control_period, glide, one_pole, sanitize, within};
+use crate::processor::{GainRamp, Processor, control_period, glide, one_pole, sanitize, within};
 use crate::{AudioSpec, DspError, MAX_CHANNELS};
 
 /// Time constant of the RMS detector, ms.
@@ -94,11 +94,8 @@ pub struct DynamicsCompressor {
     period_peak: [f64; MAX_CHANNELS],
     /// Per-channel applied reduction, dB (≥ 0), as of the last control point.
     reduction: [f64; MAX_CHANNELS],
-    /// Per-channel linear gain on the last frame processed, the gain it ramps to by the end of
-    /// the control period, and its step per frame.
-    gain: [f32; MAX_CHANNELS],
-    ramp_to: [f32; MAX_CHANNELS],
-    step: [f32; MAX_CHANNELS],
+    /// Per-channel linear gain, ramping to each control point's gain.
+    ramp: [GainRamp; MAX_CHANNELS],
     /// `curve.quiet_below()`, kept current as the curve glides.
     quiet: f64,
 }
@@ -164,9 +161,7 @@ impl DynamicsCompressor {
             mean_square: [MEAN_SQUARE_FLOOR; MAX_CHANNELS],
             period_peak: [MEAN_SQUARE_FLOOR; MAX_CHANNELS],
             reduction: [0.0; MAX_CHANNELS],
-            gain: [1.0; MAX_CHANNELS],
-            ramp_to: [1.0; MAX_CHANNELS],
-            step: [0.0; MAX_CHANNELS],
+            ramp: [GainRamp::at(1.0); MAX_CHANNELS],
             quiet: 0.0,
         }
     }
@@ -256,8 +251,7 @@ impl DynamicsCompressor {
                 let ms = &mut self.mean_square[c];
                 *ms = (*ms + dc * (sq - *ms)).max(MEAN_SQUARE_FLOOR);
                 self.period_peak[c] = self.period_peak[c].max(*ms);
-                self.gain[c] += self.step[c];
-                *x = s * self.gain[c];
+                *x = s * self.ramp[c].advance();
             }
         }
     }
@@ -286,7 +280,6 @@ impl DynamicsCompressor {
         } else {
             0.0
         };
-        let per_frame = 1.0 / self.period as f32;
         // Linked channels usually share one reduction: compute its gain once.
         let mut shared = (f64::NAN, 1.0f32);
         for c in 0..ch {
@@ -306,10 +299,7 @@ impl DynamicsCompressor {
             if db != shared.0 {
                 shared = (db, gain_of(db));
             }
-            // Land exactly where the last ramp was headed, then head for the new gain.
-            self.gain[c] = self.ramp_to[c];
-            self.ramp_to[c] = shared.1;
-            self.step[c] = (shared.1 - self.gain[c]) * per_frame;
+            self.ramp[c].head_for(shared.1, self.period);
             self.period_peak[c] = MEAN_SQUARE_FLOOR;
         }
     }
@@ -339,9 +329,7 @@ impl Processor for DynamicsCompressor {
         self.makeup_db = self.params.makeup_gain_db;
         self.quiet = self.curve.quiet_below();
         let g = gain_of(self.makeup_db);
-        self.gain = [g; MAX_CHANNELS];
-        self.ramp_to = [g; MAX_CHANNELS];
-        self.step = [0.0; MAX_CHANNELS];
+        self.ramp = [GainRamp::at(g); MAX_CHANNELS];
     }
 
     fn process(&mut self, block: &mut [f32]) {

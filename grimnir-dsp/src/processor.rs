@@ -83,6 +83,43 @@ pub(crate) fn control_period(rate: f64) -> usize {
     ((rate / CONTROL_HZ).round() as usize).clamp(1, 64)
 }
 
+/// A linear gain moving in a straight line from one control point to the next: each frame
+/// [`advance`](GainRamp::advance)s it one step, and at a control point
+/// [`head_for`](GainRamp::head_for) lands it exactly where the last ramp was headed (so rounding
+/// in the steps never accumulates) and sets the next target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct GainRamp {
+    gain: f32,
+    to: f32,
+    step: f32,
+}
+
+impl GainRamp {
+    /// Standing still at `gain`.
+    pub(crate) fn at(gain: f32) -> GainRamp {
+        GainRamp {
+            gain,
+            to: gain,
+            step: 0.0,
+        }
+    }
+
+    /// The gain of the next frame. Standing still at exactly 1 it stays exactly 1, so audio
+    /// multiplied by it passes bit-exact.
+    #[inline]
+    pub(crate) fn advance(&mut self) -> f32 {
+        self.gain += self.step;
+        self.gain
+    }
+
+    /// Starts a ramp reaching `to` after `frames` frames.
+    pub(crate) fn head_for(&mut self, to: f32, frames: usize) {
+        self.gain = self.to;
+        self.to = to;
+        self.step = (to - self.gain) / frames.max(1) as f32;
+    }
+}
+
 /// `v` if finite, else `default`, then into `lo..=hi`: parameters that slipped past validation
 /// can never produce NaN.
 pub(crate) fn within(v: f64, lo: f64, hi: f64, default: f64) -> f64 {
