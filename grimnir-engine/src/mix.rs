@@ -214,10 +214,12 @@ impl Mixer {
             .min(placement.frames);
         if late > 0 {
             let mut left = late;
-            let mut sink = vec![0.0; 4096 * self.channels];
+            if self.scratch.len() < 4096 * self.channels {
+                self.scratch.resize(4096 * self.channels, 0.0);
+            }
             while left > 0 && !voice.dry {
                 let n = (left as usize).min(4096);
-                match voice.source.read(&mut sink[..n * self.channels]) {
+                match voice.source.read(&mut self.scratch[..n * self.channels]) {
                     Ok(got) if got == n => {}
                     Ok(_) => voice.dry = true,
                     Err(_) => voice.dry = true,

@@ -15,6 +15,8 @@ use crate::mix::{Curve, MixEvent, Mixer, Placement};
 
 /// Frames per block pushed into the pipeline.
 const BLOCK: usize = 1024;
+/// The length of a placement without a cue-out: it ends when its file does.
+const UNTIL_FILE_ENDS: u64 = u64::MAX;
 
 /// One item to play.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,6 +193,9 @@ pub fn render(
     let mut next = 0;
     let mut block = vec![0f32; BLOCK * CHANNELS];
     let mut loudness_sent: Option<Option<f64>> = None;
+    // The latest item whose start has been reached (items are in start order).
+    let mut reached = 0;
+    let mut on_air: Option<usize> = None;
     loop {
         // Open every item that starts within the next two blocks, so it is ready on time.
         let horizon = mixer.position() + 2 * BLOCK as u64;
@@ -200,7 +205,7 @@ pub fn render(
                 Ok(decoder) => {
                     let frames = match item.cue_out {
                         Some(out) => seconds(out - item.cue_in),
-                        None => u64::MAX / 4,
+                        None => UNTIL_FILE_ENDS,
                     };
                     let gain = match (target, item.lufs) {
                         (Some(t), Some(l)) => 10f64.powf((t - l).clamp(-40.0, 40.0) / 20.0) as f32,
@@ -229,12 +234,11 @@ pub fn render(
         }
         // The normalizer is told the loudness of what is on air: with per-item gains applied
         // here, items of known loudness arrive at the target.
-        let on_air = items
-            .iter()
-            .take(next)
-            .rposition(|i| seconds(i.start) <= mixer.position())
-            .map(|k| items[k].lufs.and(target));
-        if let Some(lufs) = on_air
+        while reached < next && seconds(items[reached].start) <= mixer.position() {
+            on_air = Some(reached);
+            reached += 1;
+        }
+        if let Some(lufs) = on_air.map(|k| items[k].lufs.and(target))
             && loudness_sent != Some(lufs)
         {
             src.send_event(crate::track_loudness_event(lufs));
@@ -245,9 +249,8 @@ pub fn render(
         for event in mixer.take_events() {
             match event {
                 MixEvent::Started { id, .. } => report.played.push(id as usize),
-                MixEvent::Short { id, frame, missing }
-                    if missing < u64::MAX / 8 && items[id as usize].cue_out.is_some() =>
-                {
+                // Without a cue-out, the file's end is the item's end.
+                MixEvent::Short { id, frame, missing } if items[id as usize].cue_out.is_some() => {
                     report.problems.push((
                         id as usize,
                         format!(
@@ -265,11 +268,17 @@ pub fn render(
                 _ => {}
             }
         }
-        let bytes: Vec<u8> = block.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let mut buffer = gst::Buffer::from_mut_slice(bytes);
+        let mut buffer = gst::Buffer::with_size(block.len() * 4)
+            .map_err(|e| EngineError::Pipeline(e.to_string()))?;
         if let Some(b) = buffer.get_mut() {
             b.set_pts(gst::ClockTime::SECOND.mul_div_floor(start, u64::from(rate)));
             b.set_duration(gst::ClockTime::SECOND.mul_div_floor(BLOCK as u64, u64::from(rate)));
+            let mut map = b
+                .map_writable()
+                .map_err(|e| EngineError::Pipeline(e.to_string()))?;
+            for (bytes, x) in map.as_mut_slice().chunks_exact_mut(4).zip(&block) {
+                bytes.copy_from_slice(&x.to_le_bytes());
+            }
         }
         src.push_buffer(buffer)
             .map_err(|e| EngineError::Pipeline(format!("output pipeline stopped: {e:?}")))?;
