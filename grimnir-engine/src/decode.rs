@@ -29,8 +29,11 @@ pub struct Decoder {
     sink: gst_app::AppSink,
     channels: usize,
     rate: u32,
-    /// Frames before this output frame of the file are dropped (the cue-in).
+    /// Frames before this output frame of the file are dropped (the cue-in, and an MP3's
+    /// encoder and decoder delay).
     skip_until: u64,
+    /// Frames left to give, when the file says where its audio ends (an MP3's padding).
+    left: Option<u64>,
     /// Decoded samples not read yet, from `pending_pos`.
     pending: Vec<f32>,
     pending_pos: usize,
@@ -120,19 +123,31 @@ impl Decoder {
                 let _ = pad.link(&sinkpad);
             }
         });
+        let cue_in = cue_in.max(0.0);
+        let frames_at = |seconds: f64| (seconds * f64::from(rate)).round() as u64;
+        // An MP3's priming comes first in the decoded stream, and its padding last.
+        let gapless = read_head(path)
+            .as_deref()
+            .and_then(crate::mp3_gapless::read);
+        let delay = gapless.map_or(0.0, |g| g.skip as f64 / f64::from(g.rate));
+        let left = gapless.and_then(|g| {
+            let seconds = g.length? as f64 / f64::from(g.rate.max(1));
+            Some(frames_at(seconds).saturating_sub(frames_at(cue_in)))
+        });
         let decoder = Decoder {
             path: shown,
             pipeline,
             sink,
             channels,
             rate,
-            skip_until: (cue_in.max(0.0) * f64::from(rate)).round() as u64,
+            skip_until: frames_at(cue_in + delay),
+            left,
             pending: Vec::new(),
             pending_pos: 0,
             ended: false,
         };
         decoder.preroll()?;
-        if decoder.skip_until > 0 {
+        if cue_in > 0.0 {
             // An accurate seek near the cue-in; the frames before it that still come are
             // dropped by their timestamps, so the cue-in holds to the frame.
             let at = gst::ClockTime::SECOND.mul_div_floor(decoder.skip_until, u64::from(rate));
@@ -249,8 +264,28 @@ fn describe(err: &gst::message::Error) -> String {
     }
 }
 
+/// The first 16 KiB of a file, where an MP3's LAME tag is.
+fn read_head(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(16 * 1024);
+    std::fs::File::open(path)
+        .ok()?
+        .take(16 * 1024)
+        .read_to_end(&mut head)
+        .ok()?;
+    Some(head)
+}
+
 impl Source for Decoder {
     fn read(&mut self, out: &mut [f32]) -> Result<usize, String> {
+        let out = match self.left {
+            Some(left) => {
+                let frames = (out.len() / self.channels).min(left as usize);
+                self.left = Some(left - frames as u64);
+                &mut out[..frames * self.channels]
+            }
+            None => out,
+        };
         let mut written = 0;
         while written < out.len() {
             if self.pending_pos >= self.pending.len() && (self.ended || !self.fill()?) {

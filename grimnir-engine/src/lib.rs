@@ -12,6 +12,7 @@ pub mod decode;
 mod dsp_element;
 mod error;
 pub mod mix;
+mod mp3_gapless;
 pub mod render;
 
 pub use dsp_element::{
