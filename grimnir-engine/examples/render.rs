@@ -8,63 +8,24 @@
 //! The list has one item per line: its start in seconds, the file, then any of
 //! `cue_in=S cue_out=S fade_in=S fade_out=S lufs=L curve=equal_power|linear|s_curve`.
 //! Blank lines and lines starting with `#` are skipped.
+//!
+//! Or the list is a timeline from the planner (`cargo run -p grimnir-planner --features
+//! yaml,json --example plan -- … --json`): one JSON object per line. Then `--media <dir>`
+//! says where the files are: media `t0001` plays the file in that directory whose name
+//! without extension is `t0001`.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use grimnir_dsp::DspGraph;
-use grimnir_engine::mix::Curve;
-use grimnir_engine::render::{Encoding, Item, render};
+use grimnir_engine::render::{Encoding, list_items, planner_items, render};
 
-fn parse_list(text: &str) -> Result<Vec<Item>> {
-    let mut items = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let at = || format!("line {}", n + 1);
-        let mut words = line.split_whitespace();
-        let start: f64 = words
-            .next()
-            .unwrap_or_default()
-            .parse()
-            .with_context(|| format!("{}: the start (seconds) comes first", at()))?;
-        let path = words.next().with_context(|| format!("{}: no file", at()))?;
-        let mut item = Item::new(path, start);
-        for word in words {
-            let (key, value) = word
-                .split_once('=')
-                .with_context(|| format!("{}: `{word}` is not key=value", at()))?;
-            let seconds = || -> Result<f64> {
-                value
-                    .parse()
-                    .with_context(|| format!("{}: {key}={value} is not a number", at()))
-            };
-            match key {
-                "cue_in" => item.cue_in = seconds()?,
-                "cue_out" => item.cue_out = Some(seconds()?),
-                "fade_in" => item.fade_in = seconds()?,
-                "fade_out" => item.fade_out = seconds()?,
-                "lufs" => item.lufs = Some(seconds()?),
-                "curve" => {
-                    item.curve = match value {
-                        "equal_power" => Curve::EqualPower,
-                        "linear" => Curve::Linear,
-                        "s_curve" => Curve::SCurve,
-                        _ => bail!(
-                            "{}: curve={value}: use equal_power, linear or s_curve",
-                            at()
-                        ),
-                    }
-                }
-                _ => bail!("{}: unknown key `{key}`", at()),
-            }
-        }
-        items.push(item);
-    }
-    items.sort_by(|a, b| a.start.total_cmp(&b.start));
-    Ok(items)
+/// The file in `dir` whose name without extension is `id`.
+fn find_media(dir: &std::path::Path, id: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_stem().is_some_and(|s| s == id))
 }
 
 fn main() -> Result<()> {
@@ -72,6 +33,7 @@ fn main() -> Result<()> {
     let mut positional = Vec::new();
     let mut graph = DspGraph::broadcast_default();
     let (mut rate, mut bitrate, mut quality) = (48_000u32, None, None);
+    let mut media: Option<PathBuf> = None;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
@@ -80,6 +42,7 @@ fn main() -> Result<()> {
                 let text = std::fs::read_to_string(&path).with_context(|| path.clone())?;
                 graph = DspGraph::from_yaml(&text).with_context(|| path.clone())?;
             }
+            "--media" => media = Some(value("--media")?.into()),
             "--rate" => rate = value("--rate")?.parse()?,
             "--bitrate" => bitrate = Some(value("--bitrate")?.parse()?),
             "--quality" => quality = Some(value("--quality")?.parse()?),
@@ -88,10 +51,20 @@ fn main() -> Result<()> {
     }
     let [list, out] = positional.as_slice() else {
         bail!(
-            "usage: render <list> <out.mp3|out.flac|out.wav> [--graph dsp.yaml] [--rate HZ] [--bitrate KBPS] [--quality 0-9]"
+            "usage: render <list> <out.mp3|out.flac|out.wav> [--graph dsp.yaml] [--media DIR] [--rate HZ] [--bitrate KBPS] [--quality 0-9]"
         );
     };
-    let items = parse_list(&std::fs::read_to_string(list).with_context(|| list.clone())?)?;
+    let text = std::fs::read_to_string(list).with_context(|| list.clone())?;
+    let items = if text.trim_start().starts_with('{') {
+        let dir = media.context("a planner timeline needs --media <dir> to find its files")?;
+        let (items, skipped) = planner_items(&text, |id| find_media(&dir, id))?;
+        for s in skipped {
+            println!("{list}: {s}");
+        }
+        items
+    } else {
+        list_items(&text)?
+    };
     let out = PathBuf::from(out);
     let mut encoding = Encoding::for_path(&out)?;
     if let Encoding::Mp3 {

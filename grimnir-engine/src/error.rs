@@ -28,6 +28,9 @@ pub enum EngineError {
     /// The DSP graph was refused.
     #[error(transparent)]
     Dsp(#[from] grimnir_dsp::DspError),
+    /// A timeline could not be read.
+    #[error("timeline: {0}")]
+    Timeline(String),
     /// A pipeline failed.
     #[error("pipeline: {0}")]
     Pipeline(String),

@@ -10,9 +10,11 @@
 
 pub mod decode;
 mod dsp_element;
+pub mod encode;
 mod error;
 pub mod mix;
 mod mp3_gapless;
+pub mod output;
 pub mod render;
 
 pub use dsp_element::{

@@ -231,6 +231,37 @@ impl Mixer {
         self.voices.push_back(voice);
     }
 
+    /// Whether an item with this id is placed and not yet over.
+    pub fn contains(&self, id: u64) -> bool {
+        self.voices.iter().any(|v| v.id == id)
+    }
+
+    /// Fades item `id` out over `frames` frames from output frame `at` (or from the current
+    /// position, if `at` is past), ending it there; `frames == 0` cuts it. An item not started
+    /// by then is dropped. An item already due to end sooner, or already inside its own
+    /// fade-out at `at`, keeps its own ending (a second fade would jump in level). Returns
+    /// whether the item was found.
+    pub fn fade_out(&mut self, id: u64, at: u64, frames: u64) -> bool {
+        let at = at.max(self.position);
+        let Some(voice) = self.voices.iter_mut().find(|v| v.id == id) else {
+            return false;
+        };
+        let p = &mut voice.placement;
+        let end = at.saturating_add(frames);
+        let fading_from = p.end().saturating_sub(p.fade_out);
+        if end >= p.end() || (p.fade_out > 0 && at >= fading_from) {
+            return true;
+        }
+        if end <= p.start {
+            p.frames = 0;
+            voice.done = 0;
+            return true;
+        }
+        p.frames = end - p.start;
+        p.fade_out = frames.min(p.frames);
+        true
+    }
+
     /// What happened since the last call.
     pub fn take_events(&mut self) -> Vec<MixEvent> {
         std::mem::take(&mut self.events)
@@ -554,5 +585,87 @@ mod tests {
         let mut out = vec![0.0; 2 * 10];
         m.render(&mut out);
         assert_eq!(out[0], 200.0, "frame 500 plays the item's frame 200");
+    }
+
+    #[test]
+    fn fade_out_ends_an_item_smoothly_where_asked() {
+        let mut m = Mixer::new(2);
+        m.place(
+            1,
+            Placement::new(0, 10_000),
+            Box::new(Constant {
+                value: 1.0,
+                left: 10_000,
+            }),
+        );
+        m.place(
+            2,
+            Placement::new(5_000, 100),
+            Box::new(Constant {
+                value: 1.0,
+                left: 100,
+            }),
+        );
+        let mut out = vec![0.0; 2 * 1000];
+        m.render(&mut out);
+        assert!(m.fade_out(1, 1_500, 400));
+        // Item 2 has not started: a cut drops it.
+        assert!(m.fade_out(2, 0, 0));
+        assert!(!m.fade_out(99, 0, 10));
+        let out: Vec<f32> = render_all(&mut m, 9_000, 256)
+            .into_iter()
+            .step_by(2)
+            .collect();
+        assert!(
+            out[..500].iter().all(|&x| x == 1.0),
+            "full level until the fade"
+        );
+        let steps = out.windows(2).map(|w| (w[1] - w[0]).abs());
+        assert!(steps.fold(0.0f32, f32::max) < 0.01, "no step in level");
+        assert!(
+            out[898] < 0.01 && out[898] > 0.0 && out[899] == 0.0,
+            "the fade reaches silence on its last frame"
+        );
+        assert!(
+            out[900..].iter().all(|&x| x == 0.0),
+            "over at frame 1900, item 2 dropped"
+        );
+        let ended: Vec<_> = m
+            .take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                MixEvent::Ended { id, frame } => Some((id, frame)),
+                _ => None,
+            })
+            .collect();
+        assert!(ended.contains(&(1, 1_900)), "{ended:?}");
+        assert!(!m.contains(1) && !m.contains(2));
+    }
+
+    #[test]
+    fn a_second_fade_inside_a_fade_out_keeps_the_first() {
+        let mut m = Mixer::new(2);
+        let p = Placement {
+            fade_out: 1000,
+            ..Placement::new(0, 2000)
+        };
+        m.place(
+            1,
+            p,
+            Box::new(Constant {
+                value: 1.0,
+                left: 2000,
+            }),
+        );
+        let mut out = vec![0.0; 2 * 1500];
+        m.render(&mut out);
+        assert!(m.fade_out(1, 1500, 10));
+        let out: Vec<f32> = render_all(&mut m, 600, 100)
+            .into_iter()
+            .step_by(2)
+            .collect();
+        let steps = out.windows(2).map(|w| (w[1] - w[0]).abs());
+        assert!(steps.fold(0.0f32, f32::max) < 0.01);
+        assert!(out[499] < 0.01 && out[500] == 0.0);
     }
 }

@@ -11,7 +11,9 @@ use gst::prelude::*;
 
 use crate::EngineError;
 use crate::decode::Decoder;
+pub use crate::encode::Encoding;
 use crate::mix::{Curve, MixEvent, Mixer, Placement};
+use crate::output::NowPlaying;
 
 /// Frames per block pushed into the pipeline.
 const BLOCK: usize = 1024;
@@ -37,6 +39,8 @@ pub struct Item {
     pub curve: Curve,
     /// The item's integrated loudness as analysis measured it, LUFS.
     pub lufs: Option<f64>,
+    /// What outputs announce while it is on air (live playout).
+    pub meta: Option<NowPlaying>,
 }
 
 impl Item {
@@ -51,76 +55,8 @@ impl Item {
             fade_out: 0.0,
             curve: Curve::EqualPower,
             lufs: None,
+            meta: None,
         }
-    }
-}
-
-/// The output file's encoding.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub enum Encoding {
-    /// MP3 (LAME) at a constant bitrate, kbit/s, with LAME's `-q` quality (0 best … 9).
-    Mp3 {
-        /// kbit/s.
-        bitrate: u32,
-        /// LAME quality, 0–9.
-        quality: u32,
-    },
-    /// FLAC, lossless.
-    Flac,
-    /// WAV, 32-bit float.
-    Wav,
-}
-
-impl Encoding {
-    /// The encoding a file name implies: `.mp3` (128 kbit/s, quality 2), `.flac`, `.wav`.
-    pub fn for_path(path: &Path) -> Result<Encoding, EngineError> {
-        match path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("mp3") => Ok(Encoding::Mp3 {
-                bitrate: 128,
-                quality: 2,
-            }),
-            Some("flac") => Ok(Encoding::Flac),
-            Some("wav") => Ok(Encoding::Wav),
-            _ => Err(EngineError::Pipeline(format!(
-                "{}: unknown output format (use .mp3, .flac or .wav)",
-                path.display()
-            ))),
-        }
-    }
-
-    fn elements(self) -> Result<Vec<gst::Element>, EngineError> {
-        let make = |name: &str| {
-            gst::ElementFactory::make(name)
-                .build()
-                .map_err(|e| EngineError::MissingElement {
-                    element: name.to_owned(),
-                    reason: e.to_string(),
-                })
-        };
-        Ok(match self {
-            Encoding::Mp3 { bitrate, quality } => {
-                let lame = make("lamemp3enc")?;
-                lame.set_property_from_str("target", "bitrate");
-                lame.set_property("bitrate", bitrate.clamp(8, 320) as i32);
-                lame.set_property("cbr", true);
-                // lamemp3enc's engine quality: high = LAME -q 2, standard = -q 5, fast = -q 7.
-                let engine = match quality {
-                    0..=2 => "high",
-                    3..=5 => "standard",
-                    _ => "fast",
-                };
-                lame.set_property_from_str("encoding-engine-quality", engine);
-                vec![make("audioconvert")?, lame, make("id3v2mux")?]
-            }
-            Encoding::Flac => vec![make("audioconvert")?, make("flacenc")?],
-            Encoding::Wav => vec![make("audioconvert")?, make("wavenc")?],
-        })
     }
 }
 
@@ -136,11 +72,182 @@ pub struct Report {
 }
 
 /// The loudness target of the first normalizer in `graph`, if any.
-fn target_lufs(graph: &DspGraph) -> Option<f64> {
+pub(crate) fn target_lufs(graph: &DspGraph) -> Option<f64> {
     graph.nodes.iter().find_map(|n| match n {
         Node::LoudnessNormalize(p) => Some(p.target_lufs),
         _ => None,
     })
+}
+
+/// Reads a simple list: one item per line, its start in seconds, the file, then any of
+/// `cue_in=S cue_out=S fade_in=S fade_out=S lufs=L curve=equal_power|linear|s_curve`. Blank
+/// lines and lines starting with `#` are skipped. Items come back in start order.
+pub fn list_items(text: &str) -> Result<Vec<Item>, EngineError> {
+    let mut items = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |what: String| EngineError::Timeline(format!("line {}: {what}", n + 1));
+        let mut words = line.split_whitespace();
+        let start: f64 = words
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| bad("the start (seconds) comes first".into()))?;
+        let path = words.next().ok_or_else(|| bad("no file".into()))?;
+        let mut item = Item::new(path, start);
+        for word in words {
+            let (key, value) = word
+                .split_once('=')
+                .ok_or_else(|| bad(format!("`{word}` is not key=value")))?;
+            let number = || -> Result<f64, EngineError> {
+                value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| bad(format!("{key}={value} is not a number")))
+            };
+            match key {
+                "cue_in" => item.cue_in = number()?,
+                "cue_out" => item.cue_out = Some(number()?),
+                "fade_in" => item.fade_in = number()?,
+                "fade_out" => item.fade_out = number()?,
+                "lufs" => item.lufs = Some(number()?),
+                "curve" => {
+                    item.curve = match value {
+                        "equal_power" => Curve::EqualPower,
+                        "linear" => Curve::Linear,
+                        "s_curve" => Curve::SCurve,
+                        _ => {
+                            return Err(bad(format!(
+                                "curve={value}: use equal_power, linear or s_curve"
+                            )));
+                        }
+                    }
+                }
+                _ => return Err(bad(format!("unknown key `{key}`"))),
+            }
+        }
+        items.push(item);
+    }
+    items.sort_by(|a, b| a.start.total_cmp(&b.start));
+    Ok(items)
+}
+
+/// Reads a timeline in the planner's JSON lines (`grimnir-planner`'s `plan --json`: one
+/// object per line with `start`, `media_id`, `artist`, `title`, `cue_in`, `cue_out` and
+/// `transition`), as items starting at seconds from the first entry's start. `resolve` finds
+/// a media id's file. Entries that play no media (live, webstream, fallback) have no file to
+/// render and are left out; each is named in the second list, with its line.
+///
+/// The lines carry no loudness: items get no per-item gain, and the DSP chain's normalizer
+/// does the levelling.
+pub fn planner_items(
+    json_lines: &str,
+    resolve: impl Fn(&str) -> Option<PathBuf>,
+) -> Result<(Vec<Item>, Vec<String>), EngineError> {
+    let mut items = Vec::new();
+    let mut skipped = Vec::new();
+    let mut origin = None;
+    for (n, line) in json_lines.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |what: &str| EngineError::Timeline(format!("line {}: {what}", n + 1));
+        let entry: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(&e.to_string()))?;
+        let start = entry["start"]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .ok_or_else(|| bad("`start` is not an RFC 3339 time"))?;
+        let origin = *origin.get_or_insert(start);
+        let seconds = (start - origin).num_milliseconds() as f64 / 1000.0;
+        let Some(id) = entry["media_id"].as_str() else {
+            skipped.push(format!(
+                "line {}: {} plays no media",
+                n + 1,
+                entry["source"]
+            ));
+            continue;
+        };
+        let path = resolve(id).ok_or_else(|| bad(&format!("no file for media `{id}`")))?;
+        let number = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+        let transition = &entry["transition"];
+        let mut item = Item::new(path, seconds);
+        item.cue_in = number(&entry["cue_in"]);
+        item.cue_out = entry["cue_out"].as_f64();
+        item.fade_in = number(&transition["fade_in"]);
+        item.fade_out = number(&transition["fade_out"]);
+        item.meta = entry["title"].as_str().map(|title| NowPlaying {
+            artist: entry["artist"]
+                .as_str()
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned),
+            title: title.to_owned(),
+        });
+        items.push(item);
+    }
+    items.sort_by(|a, b| a.start.total_cmp(&b.start));
+    Ok((items, skipped))
+}
+
+/// Where `item` sounds on a timeline at `rate` Hz, with the gain that brings its measured
+/// loudness to `target` LUFS (unity when either is unknown).
+pub(crate) fn placement_for(item: &Item, rate: u32, target: Option<f64>) -> Placement {
+    let seconds = |s: f64| (s.max(0.0) * f64::from(rate)).round() as u64;
+    let gain = match (target, item.lufs) {
+        (Some(t), Some(l)) => 10f64.powf((t - l).clamp(-40.0, 40.0) / 20.0) as f32,
+        _ => 1.0,
+    };
+    Placement {
+        start: seconds(item.start),
+        frames: match item.cue_out {
+            Some(out) => seconds(out - item.cue_in),
+            None => UNTIL_FILE_ENDS,
+        },
+        fade_in: seconds(item.fade_in),
+        // Without a cue-out the end is unknown, so there is nothing to fade towards.
+        fade_out: if item.cue_out.is_some() {
+            seconds(item.fade_out)
+        } else {
+            0
+        },
+        curve: item.curve,
+        gain,
+    }
+}
+
+/// A buffer holding `samples` (interleaved, `channels` channels) as `F32LE`, stamped as
+/// starting at output frame `start`.
+pub(crate) fn audio_buffer(
+    samples: &[f32],
+    channels: usize,
+    start: u64,
+    rate: u32,
+) -> Result<gst::Buffer, EngineError> {
+    let frames = (samples.len() / channels.max(1)) as u64;
+    let mut buffer = gst::Buffer::with_size(samples.len() * 4)
+        .map_err(|e| EngineError::Pipeline(e.to_string()))?;
+    if let Some(b) = buffer.get_mut() {
+        let at = |frame: u64| gst::ClockTime::SECOND.mul_div_floor(frame, u64::from(rate));
+        let pts = at(start);
+        b.set_pts(pts);
+        b.set_duration(
+            at(start + frames)
+                .zip(pts)
+                .map(|(end, pts)| end.saturating_sub(pts)),
+        );
+        let mut map = b
+            .map_writable()
+            .map_err(|e| EngineError::Pipeline(e.to_string()))?;
+        for (bytes, x) in map.as_mut_slice().chunks_exact_mut(4).zip(samples) {
+            bytes.copy_from_slice(&x.to_le_bytes());
+        }
+    }
+    Ok(buffer)
 }
 
 /// Renders `items` (in start order) at `rate` Hz stereo through `graph` into `out`.
@@ -176,7 +283,7 @@ pub fn render(
             reason: e.to_string(),
         })?;
     let mut chain: Vec<gst::Element> = vec![src.clone().upcast(), dsp.clone().upcast()];
-    chain.extend(encoding.elements()?);
+    chain.extend(encoding.file_elements()?);
     chain.push(sink);
     let pipeline = gst::Pipeline::new();
     let fail = |e: gst::glib::BoolError| EngineError::Pipeline(e.to_string());
@@ -203,26 +310,7 @@ pub fn render(
             let item = &items[next];
             match Decoder::open(&item.path, rate, CHANNELS, item.cue_in) {
                 Ok(decoder) => {
-                    let frames = match item.cue_out {
-                        Some(out) => seconds(out - item.cue_in),
-                        None => UNTIL_FILE_ENDS,
-                    };
-                    let gain = match (target, item.lufs) {
-                        (Some(t), Some(l)) => 10f64.powf((t - l).clamp(-40.0, 40.0) / 20.0) as f32,
-                        _ => 1.0,
-                    };
-                    let placement = Placement {
-                        start: seconds(item.start),
-                        frames,
-                        fade_in: seconds(item.fade_in),
-                        fade_out: if item.cue_out.is_some() {
-                            seconds(item.fade_out)
-                        } else {
-                            0
-                        },
-                        curve: item.curve,
-                        gain,
-                    };
+                    let placement = placement_for(item, rate, target);
                     mixer.place(next as u64, placement, Box::new(decoder));
                 }
                 Err(e) => report.problems.push((next, e.to_string())),
@@ -268,18 +356,7 @@ pub fn render(
                 _ => {}
             }
         }
-        let mut buffer = gst::Buffer::with_size(block.len() * 4)
-            .map_err(|e| EngineError::Pipeline(e.to_string()))?;
-        if let Some(b) = buffer.get_mut() {
-            b.set_pts(gst::ClockTime::SECOND.mul_div_floor(start, u64::from(rate)));
-            b.set_duration(gst::ClockTime::SECOND.mul_div_floor(BLOCK as u64, u64::from(rate)));
-            let mut map = b
-                .map_writable()
-                .map_err(|e| EngineError::Pipeline(e.to_string()))?;
-            for (bytes, x) in map.as_mut_slice().chunks_exact_mut(4).zip(&block) {
-                bytes.copy_from_slice(&x.to_le_bytes());
-            }
-        }
+        let buffer = audio_buffer(&block, CHANNELS, start, rate)?;
         src.push_buffer(buffer)
             .map_err(|e| EngineError::Pipeline(format!("output pipeline stopped: {e:?}")))?;
         report.frames = mixer.position();

@@ -238,3 +238,189 @@ fn a_truncated_mp3_ends_early_is_reported_and_the_next_item_is_on_time() {
     let next = audio.iter().position(|&x| x == 0.25).unwrap() / 2;
     assert_eq!(next, 4 * RATE as usize);
 }
+
+#[test]
+fn a_planner_timeline_renders_each_entry_at_its_time() {
+    let d = dir("planner");
+    write_wav(&d.join("t1.wav"), &constant(0.25, 3 * RATE as usize));
+    write_wav(&d.join("t2.wav"), &constant(0.5, 3 * RATE as usize));
+    // The shape `grimnir-planner`'s `plan --json` prints, one entry per line.
+    let lines = [
+        r#"{"start":"2026-11-24T09:00:00Z","end":"2026-11-24T09:00:01Z","media_id":"t1","artist":"A","title":"One","cue_in":0.5,"cue_out":1.5,"tier":3,"transition":{"fade_in":0,"fade_out":0,"overlap":0}}"#,
+        r#"{"start":"2026-11-24T09:00:01Z","end":"2026-11-24T09:00:02Z","media_id":null,"source":{"live":{"name":"Morning show"}},"tier":2,"transition":{"fade_in":0,"fade_out":0,"overlap":0}}"#,
+        r#"{"start":"2026-11-24T09:00:02.250Z","end":"2026-11-24T09:00:03Z","media_id":"t2","artist":"B","title":"Two","cue_in":0,"cue_out":0.75,"tier":3,"transition":{"fade_in":0,"fade_out":0.25,"overlap":0}}"#,
+    ];
+    let resolve = |id: &str| Some(d.join(format!("{id}.wav")));
+    let (items, skipped) =
+        grimnir_engine::render::planner_items(&lines.join("\n"), resolve).unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0].starts_with("line 2") && skipped[0].contains("Morning show"));
+    assert_eq!(items[1].start, 2.25);
+    assert_eq!(items[1].meta.as_ref().unwrap().stream_title(), "B - Two");
+    let out = d.join("out.wav");
+    render(&items, &empty(), RATE, Encoding::Wav, &out).unwrap();
+    let left: Vec<f32> = read_wav(&out).into_iter().step_by(2).collect();
+    let at = |s: f64| (s * f64::from(RATE)) as usize;
+    assert!(left[..at(1.0)].iter().all(|&x| x == 0.25), "t1 from 0 s");
+    assert!(
+        left[at(1.0)..at(2.25)].iter().all(|&x| x == 0.0),
+        "nothing during live"
+    );
+    assert_eq!(left[at(2.25)], 0.5, "t2 on its frame");
+    assert_eq!(left[at(2.25) - 1], 0.0);
+    assert!(left[at(3.0) - 1] < 0.01, "t2 fades out to its end");
+
+    let bad = grimnir_engine::render::planner_items("{\"start\": 5}", |_| None).unwrap_err();
+    assert!(bad.to_string().contains("line 1"), "{bad}");
+    let missing = grimnir_engine::render::planner_items(lines[0], |_| None).unwrap_err();
+    assert!(missing.to_string().contains("t1"), "{missing}");
+}
+
+#[test]
+fn a_list_reads_its_keys_and_names_the_bad_line() {
+    use grimnir_engine::render::list_items;
+    let items = list_items(
+        "# comment\n\n10 b.mp3 fade_in=1\n0 a.mp3 cue_in=1.5 cue_out=9 fade_out=2 lufs=-9 curve=s_curve\n",
+    )
+    .unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0].path, PathBuf::from("a.mp3"), "in start order");
+    assert_eq!(items[0].cue_out, Some(9.0));
+    assert_eq!(items[0].lufs, Some(-9.0));
+    assert_eq!(items[0].curve, grimnir_engine::mix::Curve::SCurve);
+    assert_eq!(items[1].fade_in, 1.0);
+    for (text, says) in [
+        ("x a.mp3", "line 1"),
+        ("0", "no file"),
+        ("0 a.mp3\n1 b.mp3 cue_in=soon", "line 2: cue_in=soon"),
+        ("0 a.mp3 volume=3", "unknown key `volume`"),
+        ("0 a.mp3 curve=round", "curve=round"),
+    ] {
+        let e = list_items(text).unwrap_err().to_string();
+        assert!(e.contains(says), "{text:?}: {e}");
+    }
+}
+
+#[test]
+fn a_cue_in_starts_on_its_exact_frame_of_the_file() {
+    let d = dir("cue");
+    // Every frame of the file holds a different value: frame k is k / 200 000.
+    let frames = 3 * RATE as usize;
+    let ramp: Vec<f32> = (0..frames)
+        .flat_map(|k| [k as f32 / 200_000.0; 2])
+        .collect();
+    write_wav(&d.join("ramp.wav"), &ramp);
+    let flac = d.join("ramp.flac");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(d.join("ramp.wav"))
+        .args(["-sample_fmt", "s32", "-c:a", "flac"])
+        .arg(&flac)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for source in [d.join("ramp.wav"), flac] {
+        let items = vec![Item {
+            cue_in: 1.25,
+            cue_out: Some(2.0),
+            ..Item::new(&source, 0.5)
+        }];
+        let out = d.join("out.wav");
+        render(&items, &empty(), RATE, Encoding::Wav, &out).unwrap();
+        let left: Vec<f32> = read_wav(&out).into_iter().step_by(2).collect();
+        let first = (0.5 * f64::from(RATE)) as usize;
+        let expected = 1.25 * f64::from(RATE) / 200_000.0;
+        assert_eq!(left[first - 1], 0.0, "{}", source.display());
+        assert!(
+            (f64::from(left[first]) - expected).abs() < 1e-5,
+            "{}: the first frame is the file's frame at 1.25 s: {} vs {expected}",
+            source.display(),
+            left[first]
+        );
+        let last = first + (0.75 * f64::from(RATE)) as usize - 1;
+        assert!((f64::from(left[last]) - (2.0 * f64::from(RATE) - 1.0) / 200_000.0).abs() < 1e-5);
+        assert_eq!(left.get(last + 1).copied().unwrap_or(0.0), 0.0);
+    }
+}
+
+/// ffmpeg's decode of `path` at 48 kHz, left channel.
+fn ffmpeg_left(path: &Path) -> Vec<f32> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "f32le", "-ac", "2", "-ar", "48000", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+        .chunks_exact(8)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+#[test]
+fn a_cue_in_on_an_mp3_lands_where_ffmpeg_puts_that_frame() {
+    let d = dir("cue-mp3");
+    // A chirp: every stretch of it is unlike every other, so the alignment is unambiguous.
+    let frames = 4 * RATE as usize;
+    let chirp: Vec<f32> = (0..frames)
+        .flat_map(|k| {
+            let t = k as f64 / f64::from(RATE);
+            let x = 0.5 * (std::f64::consts::TAU * (200.0 * t + 300.0 * t * t)).sin();
+            [x as f32; 2]
+        })
+        .collect();
+    write_wav(&d.join("chirp.wav"), &chirp);
+    let mp3 = d.join("chirp.mp3");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(d.join("chirp.wav"))
+        .args(["-c:a", "libmp3lame", "-b:a", "192k"])
+        .arg(&mp3)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let reference = ffmpeg_left(&mp3);
+    let items = vec![Item {
+        cue_in: 1.25,
+        cue_out: Some(2.0),
+        ..Item::new(&mp3, 0.0)
+    }];
+    let out = d.join("out.wav");
+    render(&items, &empty(), RATE, Encoding::Wav, &out).unwrap();
+    let ours: Vec<f32> = read_wav(&out).into_iter().step_by(2).collect();
+    let at = (1.25 * f64::from(RATE)) as usize;
+    let window = &ours[1000..5000];
+    let lag = (-1500i64..=1500)
+        .min_by(|a, b| {
+            let err = |lag: i64| {
+                let from = (at as i64 + 1000 + lag) as usize;
+                window
+                    .iter()
+                    .zip(&reference[from..from + window.len()])
+                    .map(|(x, y)| (x - y) * (x - y))
+                    .sum::<f32>()
+            };
+            err(*a).total_cmp(&err(*b))
+        })
+        .unwrap();
+    assert_eq!(
+        lag, 0,
+        "our frame k of the item is ffmpeg's frame 1.25 s + k, off by {lag}"
+    );
+
+    // The whole file decodes to exactly the samples that went in: no priming, no padding.
+    let mut decoder = grimnir_engine::decode::Decoder::open(&mp3, RATE, 2, 0.0).unwrap();
+    let mut block = vec![0f32; 2 * 1000];
+    let mut total = 0;
+    loop {
+        use grimnir_engine::mix::Source;
+        let n = decoder.read(&mut block).unwrap();
+        total += n;
+        if n < 1000 {
+            break;
+        }
+    }
+    assert_eq!(total, frames, "an MP3 of {frames} frames gives {total}");
+}
