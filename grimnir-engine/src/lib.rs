@@ -16,6 +16,7 @@ pub mod mix;
 mod mp3_gapless;
 pub mod output;
 pub mod render;
+pub mod station;
 
 pub use dsp_element::{
     DspElement, METER_MESSAGE, SILENCE_MESSAGE, TRACK_EVENT, track_loudness_event,
