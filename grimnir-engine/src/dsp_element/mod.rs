@@ -37,8 +37,9 @@ glib::wrapper! {
 }
 
 impl DspElement {
-    /// A new element with an empty graph.
+    /// A new element with an empty graph (GStreamer is initialized if it was not).
     pub fn new() -> DspElement {
+        let _ = gst::init();
         glib::Object::new()
     }
 
@@ -59,6 +60,8 @@ impl Default for DspElement {
 /// that follows (LUFS, as analysis measured it), or `None` for audio of unknown loudness (live
 /// sources), for which the normalizer measures as it goes.
 pub fn track_loudness_event(lufs: Option<f64>) -> gst::Event {
+    // Building an event needs GStreamer initialized; a second init is a no-op.
+    let _ = gst::init();
     let mut s = gst::Structure::builder(TRACK_EVENT);
     if let Some(lufs) = lufs.filter(|l| l.is_finite()) {
         s = s.field("lufs", lufs);
