@@ -80,7 +80,7 @@ pub struct StreamInfo {
     pub extension: &'static str,
     /// Nominal bitrate, kbit/s, if the format has one.
     pub bitrate: Option<u32>,
-    /// Sample rate and channels of the encoded audio.
+    /// Sample rate of the encoded audio, Hz.
     pub rate: u32,
     /// Channel count.
     pub channels: u32,
@@ -89,8 +89,10 @@ pub struct StreamInfo {
 /// Where an output's packets go. Implementations do blocking I/O: they run on the output's
 /// own thread and nowhere else.
 pub trait Destination: Send + 'static {
-    /// Connects or creates the file. `headers` are the stream's header packets, to be
-    /// written before anything else (empty for MP3 and AAC).
+    /// Connects or creates the file. `headers` are the stream's header packets seen so far,
+    /// to be written before anything else (empty for MP3 and AAC, and on the first open,
+    /// which comes before the stream has begun: then the headers arrive through
+    /// [`Destination::write`] as packets with `header: true`).
     fn open(&mut self, stream: &StreamInfo, headers: &[Packet]) -> Result<(), String>;
     /// Writes one packet. An error closes the destination; the worker opens it again later.
     fn write(&mut self, packet: &Packet) -> Result<(), String>;
