@@ -262,11 +262,17 @@ impl Processor for LoudnessNormalizer {
         };
         let next = self.gain_db + (self.target_db - self.gain_db).clamp(-fall, rise);
         let (from, to) = (db_to_gain(self.gain_db) as f32, db_to_gain(next) as f32);
-        let step = (to - from) / frames as f32;
-        for (i, frame) in block.chunks_exact_mut(ch).enumerate() {
-            let g = from + step * (i + 1) as f32;
-            for x in frame {
-                *x *= g;
+        if from != to {
+            let step = (to - from) / frames as f32;
+            for (i, frame) in block.chunks_exact_mut(ch).enumerate() {
+                let g = from + step * (i + 1) as f32;
+                for x in frame {
+                    *x *= g;
+                }
+            }
+        } else if to != 1.0 {
+            for x in block.iter_mut() {
+                *x *= to;
             }
         }
         self.gain_db = next;
