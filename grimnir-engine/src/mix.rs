@@ -320,14 +320,28 @@ impl Mixer {
                 });
             }
             let dst = &mut out[offset * ch..(offset + got) * ch];
-            for (i, (o, x)) in dst
-                .chunks_exact_mut(ch)
-                .zip(buf.chunks_exact(ch))
-                .enumerate()
-            {
-                let g = p.gain_at(voice.done + i as u64);
-                for (o, x) in o.iter_mut().zip(x) {
-                    *o += g * x;
+            let src = &buf[..got * ch];
+            // Outside its fades an item's gain is constant: one multiply per sample, or none.
+            let steady = voice.done >= p.fade_in
+                && p.frames.saturating_sub(voice.done + got as u64) >= p.fade_out;
+            if steady && p.gain == 1.0 {
+                for (o, x) in dst.iter_mut().zip(src) {
+                    *o += x;
+                }
+            } else if steady {
+                for (o, x) in dst.iter_mut().zip(src) {
+                    *o += p.gain * x;
+                }
+            } else {
+                for (i, (o, x)) in dst
+                    .chunks_exact_mut(ch)
+                    .zip(src.chunks_exact(ch))
+                    .enumerate()
+                {
+                    let g = p.gain_at(voice.done + i as u64);
+                    for (o, x) in o.iter_mut().zip(x) {
+                        *o += g * x;
+                    }
                 }
             }
             voice.done += n as u64;
@@ -667,5 +681,34 @@ mod tests {
         let steps = out.windows(2).map(|w| (w[1] - w[0]).abs());
         assert!(steps.fold(0.0f32, f32::max) < 0.01);
         assert!(out[499] < 0.01 && out[500] == 0.0);
+    }
+
+    #[test]
+    fn a_trimmed_item_has_its_gain_in_and_out_of_its_fades() {
+        for block in [3, 64, 1024] {
+            let mut m = Mixer::new(2);
+            let p = Placement {
+                fade_in: 100,
+                fade_out: 50,
+                gain: 0.5,
+                ..Placement::new(10, 1000)
+            };
+            m.place(
+                1,
+                p,
+                Box::new(Constant {
+                    value: 1.0,
+                    left: 1000,
+                }),
+            );
+            let out: Vec<f32> = render_all(&mut m, 1100, block)
+                .into_iter()
+                .step_by(2)
+                .collect();
+            for (k, x) in out[10..1010].iter().enumerate() {
+                assert_eq!(*x, p.gain_at(k as u64), "block {block}, frame {k}");
+            }
+            assert!(out[200..900].iter().all(|&x| x == 0.5));
+        }
     }
 }

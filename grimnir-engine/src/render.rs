@@ -15,8 +15,9 @@ pub use crate::encode::Encoding;
 use crate::mix::{Curve, MixEvent, Mixer, Placement};
 use crate::output::NowPlaying;
 
-/// Frames per block pushed into the pipeline.
-const BLOCK: usize = 1024;
+/// Frames per block pushed into the pipeline: large, as nothing waits for a block here, and
+/// every block costs a buffer and a hand-over between threads.
+const BLOCK: usize = 4096;
 /// The length of a placement without a cue-out: it ends when its file does.
 const UNTIL_FILE_ENDS: u64 = u64::MAX;
 
@@ -243,6 +244,12 @@ pub(crate) fn audio_buffer(
         let mut map = b
             .map_writable()
             .map_err(|e| EngineError::Pipeline(e.to_string()))?;
+        #[cfg(target_endian = "little")]
+        {
+            use byte_slice_cast::AsByteSlice;
+            map.as_mut_slice().copy_from_slice(samples.as_byte_slice());
+        }
+        #[cfg(not(target_endian = "little"))]
         for (bytes, x) in map.as_mut_slice().chunks_exact_mut(4).zip(samples) {
             bytes.copy_from_slice(&x.to_le_bytes());
         }
