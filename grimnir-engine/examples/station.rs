@@ -12,7 +12,8 @@
 //! curve=]`), its starts in seconds from one second after start-up. Encodings are `mp3:KBPS`
 //! (LAME quality 2), `aac:KBPS`, `opus:KBPS` and `flac`. The station runs for `--seconds`
 //! (default: until the last item ends) and prints, at the end, one line
-//! `summary underruns=N cpu_percent=X rss_kb=Y` for scripts.
+//! `summary underruns=N dropouts=D cpu_percent=X rss_kb=Y` for scripts (underruns: the
+//! playout fell behind the clock; dropouts: the encoders did, and audio was lost).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -143,10 +144,12 @@ fn main() -> Result<()> {
                         .map(|o| format!("{} {} {} B", o.name, o.state.as_str(), o.bytes))
                         .collect();
                     println!(
-                        "{:6.1} s depth {:5} underruns {} cpu {:4.1}% {loudness} | {}",
+                        "{:6.1} s depth {:5} queued {:5} underruns {} dropouts {} cpu {:4.1}% {loudness} | {}",
                         t.clock,
                         t.buffer_depth,
+                        t.queued,
                         t.underruns,
+                        t.dropouts,
                         t.cpu_percent.unwrap_or(0.0),
                         outputs.join(", ")
                     );
@@ -163,8 +166,9 @@ fn main() -> Result<()> {
     let steady: Vec<f64> = cpu.iter().skip(1).copied().collect();
     let mean = steady.iter().sum::<f64>() / steady.len().max(1) as f64;
     println!(
-        "summary underruns={} cpu_percent={mean:.2} rss_kb={}",
-        last.map_or(0, |t| t.underruns),
+        "summary underruns={} dropouts={} cpu_percent={mean:.2} rss_kb={}",
+        last.as_ref().map_or(0, |t| t.underruns),
+        last.as_ref().map_or(0, |t| t.dropouts),
         peak_rss_kb().unwrap_or(0)
     );
     Ok(())

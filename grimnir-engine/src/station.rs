@@ -35,6 +35,9 @@ use crate::mix::{MixEvent, Mixer};
 use crate::output::{Backoff, Destination, NowPlaying, Output, OutputHealth, Packet};
 use crate::render::{Item, audio_buffer, placement_for, target_lufs};
 
+/// Seconds of mixed audio the pipeline's source may hold before it drops the oldest.
+const QUEUE_SECONDS: u64 = 5;
+
 /// An output of a station: a destination fed with one encoding.
 pub struct OutputConfig {
     /// A name for telemetry and events (`icecast-main`, `archive`).
@@ -151,6 +154,11 @@ pub struct Telemetry {
     pub buffer_depth: i64,
     /// Times the playout fell behind the wall clock.
     pub underruns: u64,
+    /// Mixed frames waiting for the DSP and the encoders: it grows when they cannot keep
+    /// up with real time.
+    pub queued: u64,
+    /// Times that queue was full and the oldest audio in it was dropped.
+    pub dropouts: u64,
     /// The processed output's loudness.
     pub loudness: Option<Loudness>,
     /// Every output's health.
@@ -242,7 +250,7 @@ impl Station {
             .caps(&caps)
             .format(gst::Format::Time)
             .block(false)
-            .max_bytes(u64::from(rate) * channels as u64 * 4 * 5)
+            .max_bytes(u64::from(rate) * QUEUE_SECONDS * channels as u64 * 4)
             .leaky_type(gst_app::AppLeakyType::Downstream)
             .build();
         let dsp = crate::DspElement::new();
@@ -333,8 +341,11 @@ impl Station {
             meta: HashMap::new(),
             scheduled_start: HashMap::new(),
             fades: HashMap::new(),
+            item_lufs: HashMap::new(),
             open_ended: HashSet::new(),
             underruns: 0,
+            dropouts: 0,
+            queue_limit: u64::from(rate) * QUEUE_SECONDS,
             behind: false,
             loudness: None,
             on_air: None,
@@ -502,11 +513,16 @@ struct Playout {
     items: BTreeMap<(u64, u64), Slot>,
     meta: HashMap<u64, Option<NowPlaying>>,
     scheduled_start: HashMap<u64, u64>,
+    /// Each item's measured loudness, for the normalizer when it starts.
+    item_lufs: HashMap<u64, Option<f64>>,
     /// Items without a cue-out: their file's end is their end.
     open_ended: HashSet<u64>,
     /// Fades asked for items not placed yet: (at, frames).
     fades: HashMap<u64, (u64, u64)>,
     underruns: u64,
+    dropouts: u64,
+    /// The source queue's size, frames.
+    queue_limit: u64,
     behind: bool,
     loudness: Option<Loudness>,
     on_air: Option<(u64, u64)>,
@@ -539,7 +555,8 @@ impl Playout {
                 self.opened(id, item, decoder);
             }
             let now = self.wall_frame();
-            if self.mixer.position() < now {
+            // Nothing was owed before the first pass: only a later one can be late.
+            if self.mixer.position() < now && self.mixer.position() > 0 {
                 if !self.behind {
                     self.underruns += 1;
                     self.behind = true;
@@ -551,6 +568,10 @@ impl Playout {
                 let start = self.mixer.position();
                 self.mixer.render(&mut block);
                 self.mix_events();
+                // A full queue leaks its oldest audio: count it, as the outputs will miss it.
+                if self.queued_frames() + self.block as u64 > self.queue_limit {
+                    self.dropouts += 1;
+                }
                 match audio_buffer(&block, self.channels, start, self.rate) {
                     Ok(buffer) => {
                         if self.src.push_buffer(buffer).is_err() {
@@ -587,6 +608,11 @@ impl Playout {
         }
     }
 
+    /// Frames in the source's queue, not yet taken by the DSP and the encoders.
+    fn queued_frames(&self) -> u64 {
+        self.src.current_level_bytes() / (4 * self.channels as u64)
+    }
+
     fn wall_frame(&self) -> u64 {
         frames_of(self.started.elapsed(), self.rate)
     }
@@ -604,6 +630,7 @@ impl Playout {
             Command::Schedule(id, item) => {
                 let start = frames_of(Duration::from_secs_f64(item.start.max(0.0)), self.rate);
                 self.meta.insert(id, item.meta.clone());
+                self.item_lufs.insert(id, item.lufs);
                 if item.cue_out.is_none() {
                     self.open_ended.insert(id);
                 }
@@ -675,6 +702,11 @@ impl Playout {
                 MixEvent::Started { id, frame } => {
                     let planned = self.scheduled_start.get(&id).copied().unwrap_or(frame);
                     self.on_air = Some((id, frame));
+                    // As in render: an item of known loudness arrives at the target by its
+                    // own gain, so the normalizer holds; one of unknown loudness is measured.
+                    let known = self.item_lufs.get(&id).copied().flatten();
+                    self.src
+                        .send_event(crate::track_loudness_event(known.and(self.target)));
                     if let Some(Some(meta)) = self.meta.get(&id) {
                         for (_, group) in &self.groups {
                             for output in lock(group).iter() {
@@ -690,6 +722,7 @@ impl Playout {
                 }
                 MixEvent::Ended { id, frame } => {
                     self.meta.remove(&id);
+                    self.item_lufs.remove(&id);
                     self.scheduled_start.remove(&id);
                     self.open_ended.remove(&id);
                     if self.on_air.is_some_and(|(k, _)| k == id) {
@@ -778,6 +811,8 @@ impl Playout {
             frames,
             buffer_depth: frames as i64 - now as i64,
             underruns: self.underruns,
+            queued: self.queued_frames(),
+            dropouts: self.dropouts,
             loudness: self.loudness,
             outputs: self
                 .groups
