@@ -20,7 +20,7 @@
 //! rest of the timeline stays in place.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -34,6 +34,10 @@ use crate::encode::{Encoding, element};
 use crate::mix::{MixEvent, Mixer};
 use crate::output::{Backoff, Destination, NowPlaying, Output, OutputHealth, Packet};
 use crate::render::{Item, audio_buffer, placement_for, target_lufs};
+
+/// The longest the playout thread sleeps: the loader's results and the bus wait this long at
+/// most.
+const MAX_NAP: Duration = Duration::from_millis(100);
 
 /// Seconds of mixed audio the pipeline's source may hold before it drops the oldest.
 const QUEUE_SECONDS: u64 = 5;
@@ -591,7 +595,21 @@ impl Playout {
                 let report = self.telemetry();
                 self.emit(StationEvent::Telemetry(report));
             }
-            std::thread::sleep(block_time / 2);
+            // Sleep until half the lead is used up, the next report is due, or a command
+            // comes: a station costs few wake-ups, and a command is acted on at once.
+            let ahead = self.mixer.position().saturating_sub(self.wall_frame());
+            let spare = Duration::from_secs_f64(
+                ahead.saturating_sub(self.lead / 2) as f64 / f64::from(self.rate),
+            );
+            let until_report = next_report.saturating_duration_since(Instant::now());
+            let nap = spare
+                .min(until_report)
+                .clamp(block_time / 2, MAX_NAP.max(block_time / 2));
+            match commands.recv_timeout(nap) {
+                Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break 'air,
+                Ok(command) => self.command(command),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
         }
         let _ = self.src.end_of_stream();
         if let Some(bus) = self.pipeline.bus() {
