@@ -674,8 +674,8 @@ impl Playout {
         let horizon = self.mixer.position() + self.preload + self.lead;
         let due: Vec<(u64, u64)> = self
             .items
-            .iter()
-            .filter(|((start, _), slot)| *start <= horizon && matches!(slot, Slot::Waiting(_)))
+            .range(..=(horizon, u64::MAX))
+            .filter(|(_, slot)| matches!(slot, Slot::Waiting(_)))
             .map(|(k, _)| *k)
             .collect();
         for key in due {

@@ -6,6 +6,8 @@
 
 #[path = "common/icecast_server.rs"]
 mod icecast_server;
+#[path = "common/media.rs"]
+mod media;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -21,7 +23,6 @@ use grimnir_engine::output::{
     Backoff, Destination, Icecast, IcecastConfig, NowPlaying, Output, OutputState, Packet,
     StreamInfo,
 };
-use gst::prelude::*;
 use icecast_server::{IcecastServer, free_port};
 
 const MOUNT: &str = "/live";
@@ -35,35 +36,15 @@ const BACKOFF: Backoff = Backoff {
 fn mp3() -> &'static (StreamInfo, Vec<Packet>) {
     static MP3: OnceLock<(StreamInfo, Vec<Packet>)> = OnceLock::new();
     MP3.get_or_init(|| {
-        gst::init().unwrap();
-        let pipeline = gst::parse::launch(
+        let (caps, packets) = media::encode(
             "audiotestsrc wave=sine freq=440 volume=0.3 num-buffers=115 samplesperbuffer=1152 \
              ! audio/x-raw,format=S16LE,rate=44100,channels=2 \
              ! lamemp3enc target=bitrate bitrate=128 cbr=true ! mpegaudioparse \
              ! appsink name=sink sync=false",
-        )
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-        let sink = pipeline
-            .by_name("sink")
-            .unwrap()
-            .downcast::<gst_app::AppSink>()
-            .unwrap();
-        pipeline.set_state(gst::State::Playing).unwrap();
-        let mut caps = None;
-        let mut packets = Vec::new();
-        while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(20)) {
-            caps = caps.or_else(|| sample.caps_owned());
-            let buffer = sample.buffer_owned().unwrap();
-            let header = buffer.flags().contains(gst::BufferFlags::HEADER);
-            packets.push(Packet { buffer, header });
-        }
-        assert!(sink.is_eos(), "the MP3 encoder did not finish");
-        pipeline.set_state(gst::State::Null).unwrap();
+        );
         assert!(packets.len() > 100, "{} MP3 frames", packets.len());
         let info = StreamInfo {
-            caps: caps.unwrap(),
+            caps,
             content_type: "audio/mpeg",
             extension: "mp3",
             bitrate: Some(128),

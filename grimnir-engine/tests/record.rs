@@ -2,6 +2,9 @@
 //! back by ffprobe and decoded on its own by ffmpeg.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+#[path = "common/media.rs"]
+mod media;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -10,7 +13,6 @@ use std::time::{Duration, SystemTime};
 use grimnir_engine::output::{
     Backoff, Destination, Output, OutputState, Packet, RecordConfig, Recorder, StreamInfo,
 };
-use gst::prelude::*;
 
 const RATE: u32 = 44_100;
 
@@ -33,38 +35,11 @@ impl Drop for TempDir {
     }
 }
 
-/// Runs an encoding pipeline ending in `appsink name=sink` to its end: the caps and the
-/// packets, headers marked as GStreamer marks them.
-fn encode(description: &str) -> (gst::Caps, Vec<Packet>) {
-    gst::init().unwrap();
-    let pipeline = gst::parse::launch(description)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut caps = None;
-    let mut packets = Vec::new();
-    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(20)) {
-        caps = caps.or_else(|| sample.caps_owned());
-        let buffer = sample.buffer_owned().unwrap();
-        let header = buffer.flags().contains(gst::BufferFlags::HEADER);
-        packets.push(Packet { buffer, header });
-    }
-    assert!(sink.is_eos(), "the encoder did not finish: {description}");
-    pipeline.set_state(gst::State::Null).unwrap();
-    (caps.unwrap(), packets)
-}
-
 /// About 10.5 s of a sine as 128 kbit/s CBR MP3, one packet per frame (1152 samples).
 fn mp3() -> &'static (StreamInfo, Vec<Packet>) {
     static MP3: OnceLock<(StreamInfo, Vec<Packet>)> = OnceLock::new();
     MP3.get_or_init(|| {
-        let (caps, packets) = encode(
+        let (caps, packets) = media::encode(
             "audiotestsrc wave=sine freq=440 volume=0.3 num-buffers=402 samplesperbuffer=1152 \
              ! audio/x-raw,format=S16LE,rate=44100,channels=2 \
              ! lamemp3enc target=bitrate bitrate=128 cbr=true ! mpegaudioparse \
@@ -88,7 +63,7 @@ fn mp3() -> &'static (StreamInfo, Vec<Packet>) {
 fn flac() -> &'static (StreamInfo, Vec<Packet>) {
     static FLAC: OnceLock<(StreamInfo, Vec<Packet>)> = OnceLock::new();
     FLAC.get_or_init(|| {
-        let (caps, packets) = encode(
+        let (caps, packets) = media::encode(
             "audiotestsrc wave=sine freq=440 volume=0.3 num-buffers=100 samplesperbuffer=4608 \
              ! audio/x-raw,format=S16LE,rate=44100,channels=2 ! flacenc \
              ! appsink name=sink sync=false",

@@ -1,8 +1,10 @@
 //! Live playout: a station on air in real time, its outputs read back by ffmpeg.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+#[path = "common/media.rs"]
+mod media;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -66,26 +68,6 @@ impl Destination for Collect {
     }
 
     fn close(&mut self) {}
-}
-
-/// Decodes `path` with ffmpeg to 48 kHz stereo `f32` samples.
-fn decode(path: &Path) -> Vec<f32> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "f32le", "-ac", "2", "-ar", "48000", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffmpeg cannot decode {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
 }
 
 /// Events until `done` says so, for at most `limit`.
@@ -202,7 +184,7 @@ fn a_station_plays_its_items_on_time_to_every_output() {
     );
     let mp3_path = d.join("air.mp3");
     std::fs::write(&mp3_path, &a).unwrap();
-    let samples = decode(&mp3_path);
+    let samples = media::decode(&mp3_path);
     let seconds = samples.len() as f64 / 2.0 / f64::from(RATE);
     assert!(
         seconds >= 2.75,
@@ -220,7 +202,7 @@ fn a_station_plays_its_items_on_time_to_every_output() {
     let playlist = d.join("hls").join("live.m3u8");
     let text = std::fs::read_to_string(&playlist).unwrap();
     assert!(text.contains("#EXTINF"), "{text}");
-    assert!(!decode(&playlist).is_empty());
+    assert!(!media::decode(&playlist).is_empty());
 }
 
 #[test]

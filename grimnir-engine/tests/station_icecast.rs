@@ -6,6 +6,9 @@
 #[path = "common/icecast_server.rs"]
 mod icecast_server;
 
+#[path = "common/media.rs"]
+mod media;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc::Receiver;
@@ -76,25 +79,6 @@ fn ffmpeg_lufs(path: &Path) -> f64 {
         .find(|l| l.trim_start().starts_with("I:"))
         .unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-/// Decodes `path` with ffmpeg to 48 kHz stereo `f32` samples.
-fn decode(path: &Path) -> Vec<f32> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "f32le", "-ac", "2", "-ar", "48000", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
 }
 
 /// Waits (at most `limit`) for an event that `want` picks, keeping the others.
@@ -172,7 +156,7 @@ fn the_stream_decodes_carries_its_title_and_is_as_loud_as_the_target() {
 
     let heard = d.join("heard.mp3");
     std::fs::write(&heard, &audio).unwrap();
-    let samples = decode(&heard);
+    let samples = media::decode(&heard);
     assert!(
         samples.len() > 2 * 10 * RATE as usize,
         "the stream decodes: {} samples",
@@ -254,7 +238,7 @@ fn a_dead_server_stops_neither_the_recording_nor_the_stream_for_good() {
     let heard = d.join("heard.mp3");
     std::fs::write(&heard, &audio).unwrap();
     assert!(
-        decode(&heard).len() > 2 * RATE as usize,
+        media::decode(&heard).len() > 2 * RATE as usize,
         "the stream is back and decodes"
     );
 
@@ -264,7 +248,7 @@ fn a_dead_server_stops_neither_the_recording_nor_the_stream_for_good() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
-    let samples = decode(&files[0]);
+    let samples = media::decode(&files[0]);
     let seconds = samples.len() as f64 / 2.0 / f64::from(RATE);
     assert!(
         seconds > on_air - 1.0,
