@@ -22,6 +22,13 @@
 //! without approximation: an interpolated value is a weighted sum of the window's samples, so it
 //! can never exceed `Σ|taps| · max|x|`. While no sample in the window reaches
 //! `ceiling / Σ|taps|`, the required gain is exactly 1.
+//!
+//! The steps run a chunk of frames at a time, each over the whole chunk, on one contiguous copy
+//! of each channel's recent input (the interpolator's windows and the delayed output are slices
+//! of it). Steps 3 to 5 are skipped for a frame that needs no gain while the limiter is at
+//! rest (every gain it remembers is 1), as they would change nothing. To come to rest exactly,
+//! the box sum is set to its exact value whenever every held gain is 1 again, and a released
+//! gain within 10⁻⁶ of 1 is 1.
 
 use crate::processor::{Processor, sanitize};
 use crate::{AudioSpec, DspError, db_to_gain};
@@ -34,6 +41,11 @@ const PHASES: usize = 4;
 /// meter (ffmpeg's ebur128, its own oversampling filter) read up to 0.15 dB above this
 /// estimator on hot material with 0.05 dB.
 const MARGIN_DB: f64 = 0.2;
+/// Frames limited at a time (more when the look-ahead is longer): each stage runs over a whole
+/// chunk, where the compiler can keep its state in registers and vectorize the plain ones.
+const CHUNK: usize = 1024;
+/// A released gain this close to 1, with nothing left to limit, is 1.
+const UNITY_SNAP: f32 = 1e-6;
 
 /// The limiter. Configure with [`crate::Limiter`] parameters.
 #[derive(Debug)]
@@ -46,14 +58,19 @@ pub struct TruePeakLimiter {
     release_coef: f32,
     /// Interpolator taps, per phase (phases 1..PHASES; phase 0 is the sample itself).
     taps: [[f32; TAPS]; PHASES - 1],
-    /// Last TAPS input samples per channel, for the interpolator: per channel a ring of TAPS
-    /// written twice (at `i` and `i + TAPS`), so the last TAPS samples are always one
-    /// contiguous slice the dot products can run over.
-    history: Vec<f32>,
-    history_pos: usize,
-    /// Delay line of `lookahead` frames of interpolator-centre frames (ring, frame-major).
-    delay: Vec<f32>,
-    delay_pos: usize,
+    /// Per channel (`stride` apart), the last `carry` input frames followed by room for one
+    /// chunk: the input as one contiguous run, so that every interpolator window and the
+    /// delayed output are plain slices of it.
+    input: Vec<f32>,
+    /// Frames kept from one chunk to the next: the interpolator's window before the chunk's
+    /// first frame, and the `L + TAPS / 2` frames the output lags the input by.
+    carry: usize,
+    /// Most frames per chunk.
+    chunk: usize,
+    /// `carry + chunk`.
+    stride: usize,
+    /// For each frame of the chunk, the gain it needs, then the gain it gets.
+    gains: Vec<f32>,
     /// Sliding minimum over the last L + 1 required gains: a monotonic queue in a ring of
     /// (frame index, gain).
     minq: Vec<(u64, f32)>,
@@ -65,6 +82,8 @@ pub struct TruePeakLimiter {
     box_sum: f64,
     /// `1 / boxbuf.len()`.
     box_scale: f64,
+    /// How many of `boxbuf` are not 1.
+    box_below: usize,
     gain: f32,
     frame: u64,
     /// Samples at or above this may make an interpolated value reach the ceiling.
@@ -83,10 +102,11 @@ impl TruePeakLimiter {
             lookahead: 1,
             release_coef: 0.0,
             taps: interpolator(),
-            history: Vec::new(),
-            history_pos: 0,
-            delay: Vec::new(),
-            delay_pos: 0,
+            input: Vec::new(),
+            carry: 0,
+            chunk: 0,
+            stride: 0,
+            gains: Vec::new(),
             minq: Vec::new(),
             minq_head: 0,
             minq_len: 0,
@@ -94,6 +114,7 @@ impl TruePeakLimiter {
             box_pos: 0,
             box_sum: 0.0,
             box_scale: 1.0,
+            box_below: 0,
             gain: 1.0,
             frame: 0,
             hot: 0.0,
@@ -106,18 +127,15 @@ impl TruePeakLimiter {
         self.gain
     }
 
-    /// The last TAPS samples of channel `c`, oldest first.
-    #[inline]
-    fn window(&self, c: usize) -> &[f32] {
-        let start = c * 2 * TAPS + self.history_pos;
-        &self.history[start..start + TAPS]
-    }
-
-    /// The peak around the interpolator's centre frame, over all channels, 4× oversampled.
-    fn peak(&self) -> f32 {
+    /// The peak of the frame at the centre of the interpolator window that starts at `start`
+    /// (an index into each channel's run of `input`), over all channels, 4× oversampled.
+    fn peak(&self, start: usize) -> f32 {
         let mut peak = 0f32;
         for c in 0..self.channels {
-            let w = self.window(c);
+            let from = c * self.stride + start;
+            let Some(w) = self.input.get(from..from + TAPS) else {
+                continue;
+            };
             // The frame at the interpolator's centre, and values between it and the next.
             peak = peak.max(w[TAPS / 2 - 1].abs());
             for phase in &self.taps {
@@ -125,6 +143,14 @@ impl TruePeakLimiter {
             }
         }
         peak
+    }
+
+    /// Nothing is being limited, nor will be until a frame needs it: every gain in the
+    /// look-ahead's memory is 1, and so is the gain applied.
+    fn at_rest(&self) -> bool {
+        self.gain == 1.0
+            && self.box_below == 0
+            && (self.minq_len == 0 || self.minq[self.minq_head].1 == 1.0)
     }
 
     fn push_min(&mut self, gain: f32) {
@@ -146,6 +172,92 @@ impl TruePeakLimiter {
         while self.minq[self.minq_head].0 < oldest {
             self.minq_head = wrap(self.minq_head + 1, cap);
             self.minq_len -= 1;
+        }
+    }
+
+    /// Steps 3 to 5 for one frame that needs `required`: the gain it gets.
+    fn next_gain(&mut self, required: f32) -> f32 {
+        self.push_min(required);
+        let held = self.minq[self.minq_head].1;
+        let old = self.boxbuf[self.box_pos];
+        self.box_below = self.box_below + usize::from(held != 1.0) - usize::from(old != 1.0);
+        self.box_sum += f64::from(held) - f64::from(old);
+        if self.box_below == 0 {
+            // All ones again: the exact sum, whatever rounding the additions left behind.
+            self.box_sum = self.boxbuf.len() as f64;
+        }
+        self.boxbuf[self.box_pos] = held;
+        self.box_pos = wrap(self.box_pos + 1, self.boxbuf.len());
+        let mean = (self.box_sum * self.box_scale) as f32;
+        self.gain = if mean < self.gain {
+            mean
+        } else {
+            self.gain + (mean - self.gain) * self.release_coef
+        };
+        self.gain = self.gain.min(mean);
+        if mean == 1.0 && self.gain > 1.0 - UNITY_SNAP {
+            // The release's last float steps toward 1 round to nothing: finish it.
+            self.gain = 1.0;
+        }
+        self.gain
+    }
+
+    /// Limits one chunk of at most `self.chunk` whole frames.
+    fn run(&mut self, part: &mut [f32]) {
+        let ch = self.channels;
+        let frames = part.len() / ch;
+        let (carry, stride) = (self.carry, self.stride);
+        // 1. The input, sanitized, into each channel's run.
+        for c in 0..ch {
+            let run = &mut self.input[c * stride + carry..][..frames];
+            for (dst, x) in run.iter_mut().zip(part.iter().skip(c).step_by(ch)) {
+                *dst = sanitize(*x);
+            }
+        }
+        // 2. The gain each frame at the interpolator's centre needs: exactly 1 while no sample
+        //    in its window is hot (see the module docs).
+        for j in 0..frames {
+            let at = carry + j;
+            if (0..ch).any(|c| self.input[c * stride + at].abs() >= self.hot) {
+                self.hot_left = TAPS;
+            }
+            self.gains[j] = if self.hot_left > 0 {
+                self.hot_left -= 1;
+                let peak = self.peak(at + 1 - TAPS);
+                if peak > self.ceiling {
+                    self.ceiling / peak
+                } else {
+                    1.0
+                }
+            } else {
+                1.0
+            };
+        }
+        // 3–5. The gain each frame gets; at rest, frames that need none leave every state as
+        //    it is.
+        for j in 0..frames {
+            let required = self.gains[j];
+            if !(required == 1.0 && self.at_rest()) {
+                self.gains[j] = self.next_gain(required);
+            }
+            self.frame += 1;
+        }
+        // Out: the frame L before the interpolator's centre, with its gain. Rounding in the box
+        // sum must not let a sample through above the ceiling.
+        let lag = self.lookahead + TAPS / 2;
+        let ceiling = self.ceiling;
+        for c in 0..ch {
+            let delayed = &self.input[c * stride + carry - lag..][..frames];
+            let outs = part.iter_mut().skip(c).step_by(ch);
+            for ((out, x), g) in outs.zip(delayed).zip(&self.gains[..frames]) {
+                *out = (x * g).clamp(-ceiling, ceiling);
+            }
+        }
+        // Keep the last `carry` frames for the next chunk.
+        for c in 0..ch {
+            let base = c * stride;
+            self.input
+                .copy_within(base + frames..base + frames + carry, base);
         }
     }
 }
@@ -219,8 +331,13 @@ impl Processor for TruePeakLimiter {
         self.lookahead = spec.frames_in_ms(self.params.lookahead_ms);
         let release_frames = spec.frames_in_ms(self.params.release_ms) as f64;
         self.release_coef = (1.0 - (-1.0 / release_frames).exp()) as f32;
-        self.history = vec![0.0; 2 * TAPS * ch];
-        self.delay = vec![0.0; self.lookahead * ch];
+        self.carry = (TAPS - 1).max(self.lookahead + TAPS / 2);
+        // At least as long as what is carried, so moving the carry costs at most a copy per
+        // sample.
+        self.chunk = CHUNK.max(self.carry);
+        self.stride = self.carry + self.chunk;
+        self.input = vec![0.0; self.stride * ch];
+        self.gains = vec![1.0; self.chunk];
         self.minq = vec![(0, 1.0); self.lookahead + 2];
         self.boxbuf = vec![1.0; self.lookahead];
         self.box_scale = 1.0 / self.lookahead.max(1) as f64;
@@ -229,15 +346,13 @@ impl Processor for TruePeakLimiter {
     }
 
     fn reset(&mut self) {
-        self.history.fill(0.0);
-        self.history_pos = 0;
-        self.delay.fill(0.0);
-        self.delay_pos = 0;
+        self.input.fill(0.0);
         self.minq_head = 0;
         self.minq_len = 0;
         self.boxbuf.fill(1.0);
         self.box_pos = 0;
         self.box_sum = self.boxbuf.len() as f64;
+        self.box_below = 0;
         self.gain = 1.0;
         self.frame = 0;
         self.hot_left = 0;
@@ -245,68 +360,17 @@ impl Processor for TruePeakLimiter {
 
     fn process(&mut self, block: &mut [f32]) {
         let ch = self.channels;
-        if ch == 0 || self.boxbuf.is_empty() {
+        if ch == 0 || self.boxbuf.is_empty() || self.chunk == 0 {
             return;
         }
-        let delay_frames = self.delay.len() / ch;
         let whole = block.len() - block.len() % ch;
-        for frame in block[..whole].chunks_exact_mut(ch) {
-            // 1. Into the interpolator's history (twice, see `history`).
-            for (c, x) in frame.iter().enumerate() {
-                let x = sanitize(*x);
-                if x.abs() >= self.hot {
-                    self.hot_left = TAPS;
-                }
-                let base = c * 2 * TAPS + self.history_pos;
-                self.history[base] = x;
-                self.history[base + TAPS] = x;
-            }
-            self.history_pos = wrap(self.history_pos + 1, TAPS);
-            // 2. Required gain for the frame at the interpolator's centre: exactly 1 while no
-            //    sample in the window is hot (see the module docs).
-            let required = if self.hot_left > 0 {
-                self.hot_left -= 1;
-                let peak = self.peak();
-                if peak > self.ceiling {
-                    self.ceiling / peak
-                } else {
-                    1.0
-                }
-            } else {
-                1.0
-            };
-            // 3. Sliding minimum over L + 1 frames.
-            self.push_min(required);
-            let held = self.minq[self.minq_head].1;
-            // 4. Box average over L frames.
-            self.box_sum += f64::from(held) - f64::from(self.boxbuf[self.box_pos]);
-            self.boxbuf[self.box_pos] = held;
-            self.box_pos = wrap(self.box_pos + 1, self.boxbuf.len());
-            let mean = (self.box_sum * self.box_scale) as f32;
-            // 5. Down at once, up with the release.
-            self.gain = if mean < self.gain {
-                mean
-            } else {
-                self.gain + (mean - self.gain) * self.release_coef
-            };
-            self.gain = self.gain.min(mean);
-            // The frame L before the interpolator's centre goes out with this gain: the delay line
-            // holds centre frames (already TAPS / 2 old) for L more frames.
-            let d = self.delay_pos * ch;
-            for (c, x) in frame.iter_mut().enumerate() {
-                let centre = self.history[c * 2 * TAPS + self.history_pos + TAPS / 2 - 1];
-                let out = self.delay[d + c] * self.gain;
-                self.delay[d + c] = centre;
-                // Rounding in the box sum must not let a sample through above the ceiling.
-                *x = out.clamp(-self.ceiling, self.ceiling);
-            }
-            self.delay_pos = wrap(self.delay_pos + 1, delay_frames);
-            self.frame += 1;
+        for part in block[..whole].chunks_mut(self.chunk * ch) {
+            self.run(part);
         }
     }
 
     fn latency_frames(&self) -> usize {
-        self.delay.len() / self.channels.max(1) + TAPS / 2
+        self.lookahead + TAPS / 2
     }
 }
 
@@ -336,6 +400,144 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// The algorithm of the module docs one frame at a time, as plainly as it can be written:
+    /// the chunked implementation must give exactly its output.
+    struct Reference {
+        l: TruePeakLimiter,
+        history: Vec<Vec<f32>>,
+        delay: Vec<Vec<f32>>,
+        required: Vec<f32>,
+        held: Vec<f32>,
+        box_sum: f64,
+        gain: f32,
+    }
+
+    impl Reference {
+        fn new(params: crate::Limiter, spec: AudioSpec) -> Reference {
+            let mut l = TruePeakLimiter::new(params);
+            l.prepare(spec).unwrap();
+            let lookahead = l.lookahead;
+            Reference {
+                history: vec![vec![0.0; TAPS]; spec.channels()],
+                delay: vec![vec![0.0; lookahead]; spec.channels()],
+                required: Vec::new(),
+                held: vec![1.0; lookahead],
+                box_sum: lookahead as f64,
+                gain: 1.0,
+                l,
+            }
+        }
+
+        fn frame(&mut self, frame: &mut [f32]) {
+            let big_l = self.l.lookahead;
+            let mut peak = 0f32;
+            let mut hot = false;
+            for (c, x) in frame.iter().enumerate() {
+                let h = &mut self.history[c];
+                h.remove(0);
+                h.push(sanitize(*x));
+                hot |= h.iter().any(|s| s.abs() >= self.l.hot);
+                peak = peak.max(h[TAPS / 2 - 1].abs());
+                for phase in &self.l.taps {
+                    peak = peak.max(dot(phase, h).abs());
+                }
+            }
+            let required = if hot && peak > self.l.ceiling {
+                self.l.ceiling / peak
+            } else {
+                1.0
+            };
+            self.required.push(required);
+            let window = &self.required[self.required.len().saturating_sub(big_l + 1)..];
+            let held = window.iter().fold(1f32, |m, &r| m.min(r));
+            let old = self.held.remove(0);
+            self.held.push(held);
+            self.box_sum += f64::from(held) - f64::from(old);
+            if self.held.iter().all(|&h| h == 1.0) {
+                self.box_sum = big_l as f64;
+            }
+            let mean = (self.box_sum * self.l.box_scale) as f32;
+            self.gain = if mean < self.gain {
+                mean
+            } else {
+                self.gain + (mean - self.gain) * self.l.release_coef
+            };
+            self.gain = self.gain.min(mean);
+            if mean == 1.0 && self.gain > 1.0 - UNITY_SNAP {
+                self.gain = 1.0;
+            }
+            for (c, x) in frame.iter_mut().enumerate() {
+                let centre = self.history[c][TAPS / 2 - 1];
+                let out = self.delay[c].remove(0) * self.gain;
+                self.delay[c].push(centre);
+                *x = out.clamp(-self.l.ceiling, self.l.ceiling);
+            }
+        }
+    }
+
+    /// xorshift64*, uniform in [-1, 1).
+    fn noise(seed: u64) -> impl FnMut() -> f32 {
+        let mut s = seed | 1;
+        move || {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            let x = s.wrapping_mul(0x2545_f491_4f6c_dd1d);
+            (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        }
+    }
+
+    #[test]
+    fn chunks_give_exactly_what_the_plain_algorithm_gives() {
+        // Bursts over the ceiling, stretches under it that let the limiter come to rest, and
+        // blocks of every size, some longer than a chunk.
+        for (seed, channels, rate, lookahead_ms) in [
+            (1, 2, 48_000, 5.0),
+            (2, 1, 44_100, 1.0),
+            (3, 3, 48_000, 30.0),
+            (4, 2, 8_000, 0.5),
+        ] {
+            let spec = AudioSpec::new(rate, channels).unwrap();
+            let params = crate::Limiter {
+                threshold_db: -1.0,
+                lookahead_ms,
+                release_ms: 20.0,
+            };
+            let mut fast = TruePeakLimiter::new(params);
+            fast.prepare(spec).unwrap();
+            let mut slow = Reference::new(params, spec);
+            let mut next = noise(seed);
+            let frames = 3 * rate as usize;
+            let input: Vec<f32> = (0..frames * channels)
+                .map(|i| {
+                    let t = (i / channels) as f32 / rate as f32;
+                    // 1.6 s cycles: loud for half, then quiet.
+                    let level = if (t / 0.8) as u32 % 2 == 0 { 1.6 } else { 0.2 };
+                    level * next()
+                })
+                .collect();
+            let mut expected = input.clone();
+            for frame in expected.chunks_exact_mut(channels) {
+                slow.frame(frame);
+            }
+            let mut got = input.clone();
+            let mut sizes = noise(seed + 100);
+            let mut at = 0;
+            while at < got.len() {
+                let frames = ((sizes() + 1.0) * 1500.0) as usize;
+                let end = (at + frames * channels).min(got.len());
+                fast.process(&mut got[at..end]);
+                at = end;
+            }
+            let first_difference = got.iter().zip(&expected).position(|(a, b)| a != b);
+            assert_eq!(
+                first_difference, None,
+                "{channels} ch at {rate} Hz, {lookahead_ms} ms: first differing sample"
+            );
+            assert!(got.iter().any(|x| x.abs() > 0.5), "something got through");
+        }
     }
 
     #[test]
