@@ -186,6 +186,7 @@ fn bench(c: &mut Criterion) {
         );
     });
     group.throughput(Throughput::Elements(1));
+    // One element is the whole simulated day: criterion's per-second figure is days per second.
     let scenario = overrides(1000);
     group.bench_function("day_1000_overrides", |b| {
         b.iter(|| black_box(simulate(&scenario).expect("valid scenario").records.len()));

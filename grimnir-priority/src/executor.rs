@@ -170,7 +170,12 @@ enum Want {
     Auto,
 }
 
-/// The executor of one station's programme on one mount. See the [module](self) docs.
+/// The executor of one station's programme on one mount.
+///
+/// Three layers decide the air, highest first: the priority sources (tiers 0–2, by
+/// [`arbitrate`](crate::arbitrate)'s rules); the bridge (the fallback audio while a dropped live
+/// source may still come back); automation (the timeline as a queue of cues, or the fallback
+/// audio where the timeline has nothing to play).
 ///
 /// ```
 /// use grimnir_priority::{Command, Event, Executor, ExecutorConfig, PrioritySource, State, Tier};
