@@ -66,6 +66,20 @@ pub enum Error {
         /// The source's.
         found: String,
     },
+    /// A source is activated again at another tier than the one it holds: the ladder would
+    /// have to reorder a source already on the air. End it, then activate it at the new tier.
+    #[error(
+        "source `{id}` is already active at tier {active}; it cannot be re-activated at tier \
+         {requested} (end it first)"
+    )]
+    TierChange {
+        /// The source.
+        id: String,
+        /// The tier it holds (0–4).
+        active: u8,
+        /// The tier asked for.
+        requested: u8,
+    },
     /// A deactivation names a source that is not active.
     #[error("no active source `{id}`")]
     UnknownSource {

@@ -437,6 +437,15 @@ impl Executor {
                         source.mount.as_str(),
                     ));
                 }
+                if let Some(a) = self.sources.iter().find(|a| a.source.id == source.id)
+                    && a.source.tier != source.tier
+                {
+                    return Err(Error::TierChange {
+                        id: source.id.to_string(),
+                        active: a.source.tier.number(),
+                        requested: source.tier.number(),
+                    });
+                }
                 Ok(())
             }
             Event::SourceDeactivated { id, .. } => {

@@ -414,6 +414,48 @@ fn refused_input_changes_nothing() {
 }
 
 #[test]
+fn an_active_source_keeps_its_tier_until_it_ends() {
+    let mut ex = Executor::new(config()).unwrap();
+    ex.handle(t("10:00:00"), Event::TimelineReplaced { timeline: hour() })
+        .unwrap();
+    let alert = source("eas", Tier::Emergency, "10:00:00");
+    ex.handle(t("10:00:01"), Event::SourceActivated { source: alert })
+        .unwrap();
+    let before = ex.status();
+    let err = ex
+        .handle(
+            t("10:00:02"),
+            Event::SourceActivated {
+                source: source("eas", Tier::LiveOverride, "10:00:00"),
+            },
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("already active at tier 0"),
+        "{err}"
+    );
+    assert_eq!(ex.status(), before);
+    assert_eq!(ex.on_air().main.map(|a| a.tier), Some(Tier::Emergency));
+    // Ended, it can come back at another tier.
+    ex.handle(
+        t("10:00:03"),
+        Event::SourceDeactivated {
+            id: "eas".into(),
+            cause: Deactivation::Ended,
+        },
+    )
+    .unwrap();
+    ex.handle(
+        t("10:00:04"),
+        Event::SourceActivated {
+            source: source("eas", Tier::LiveOverride, "10:00:00"),
+        },
+    )
+    .unwrap();
+    assert_eq!(ex.on_air().main.map(|a| a.tier), Some(Tier::LiveOverride));
+}
+
+#[test]
 fn no_timeline_means_fallback_until_one_arrives() {
     let log = simulate(
         &Scenario::new(config(), None, t("09:59:00"), t("10:10:00"))
