@@ -48,7 +48,7 @@ trap 'rm -rf "$work"' EXIT
 
 log "building the process example (release)"
 cargo build --release --quiet -p grimnir-dsp --features yaml --example process
-example=target/release/examples/process
+example="${CARGO_TARGET_DIR:-target}"/release/examples/process
 graph=grimnir-dsp/examples/broadcast.yaml
 
 log "synthesizing ${seconds} s of stereo 48 kHz test audio"

@@ -22,7 +22,7 @@ ensure_deb_packages time
 
 cd "$(dirname "$0")/.."
 cargo build --release --quiet -p grimnir-planner --example synthetic_plan
-example=target/release/examples/synthetic_plan
+example="${CARGO_TARGET_DIR:-target}"/release/examples/synthetic_plan
 
 # Runs the example with the given arguments, passes its output through and reports the peak.
 measure() {

@@ -6,6 +6,7 @@
 #
 #   bash benches/render-vs-liquidsoap.sh
 #   HOURS=0.1 bash benches/render-vs-liquidsoap.sh    # a quick check: six minutes
+#   INSTRUCTIONS=1 HOURS=0.05 bash benches/render-vs-liquidsoap.sh   # instructions, see below
 #
 # Targets (engine issue, benchmark a):
 # - total CPU: ours ≤ 0.8 × Liquidsoap's;
@@ -57,9 +58,19 @@
 # ours.
 #
 # Timings are of one run each on whatever machine this is; other load on it shows up in them.
+#
+# With INSTRUCTIONS=1, ours and gst-launch bare are counted by `valgrind --tool=callgrind`
+# instead: instructions executed (billions, all threads), the same whatever else the machine is
+# doing, so a change to our overhead shows even on a busy machine. Liquidsoap is left out: under
+# valgrind it stopped after 27.5 s of audio (seen here), so there is nothing to compare with,
+# and no target is judged. Instructions are not seconds either (LAME keeps the vector units
+# busy and runs more of them a cycle than most code). valgrind runs programs some 50 times
+# slower, so keep HOURS small (0.05 takes a few minutes); short runs are mostly fades, which
+# the hour is not.
 set -euo pipefail
 
 HOURS="${HOURS:-1}"
+INSTRUCTIONS="${INSTRUCTIONS:-0}"
 TIME=/usr/bin/time
 TRACKS=20
 CROSSFADE=5
@@ -75,6 +86,9 @@ source "$(dirname "$0")/../scripts/lib.sh"
 # GNU time (the shell keyword cannot report memory), ffmpeg to make and measure the test audio,
 # gst-launch with the MP3 decoder and LAME encoder; only what is missing.
 ensure_deb_packages time ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-libav
+if [ "$INSTRUCTIONS" = 1 ]; then
+    ensure_deb_packages valgrind
+fi
 if ! command -v liquidsoap >/dev/null 2>&1; then
     log "installing liquidsoap (Debian's, 2.1 on Debian 12)"
     as_root apt-get update
@@ -98,13 +112,16 @@ fi
 bare_seconds="$(awk -v t="$track" -v n="$TRACKS" 'BEGIN { printf "%.3f", t * n }')"
 # A run that has not finished in half the audio's duration (or five minutes) is stuck.
 bound="$(awk -v s="$seconds" 'BEGIN { b = s / 2; if (b < 300) b = 300; printf "%d", b }')"
+if [ "$INSTRUCTIONS" = 1 ]; then
+    bound=$((bound * 100))
+fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/render-vs-liquidsoap.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 log "building the render example (release)"
 cargo build --release --quiet -p grimnir-engine --example render
-example=target/release/examples/render
+example="${CARGO_TARGET_DIR:-target}"/release/examples/render
 
 log "synthesizing $TRACKS tracks of ${track} s" \
     "(${SOURCE_RATE} Hz stereo MP3, ${SOURCE_KBPS} kbit/s)"
@@ -218,6 +235,9 @@ measure() {
     shift
     local report="$work/$name.time"
     log "running $name"
+    if [ "$INSTRUCTIONS" = 1 ]; then
+        set -- valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@"
+    fi
     if ! "$TIME" -f "%U %S %M %e" -o "$report" timeout "$bound" "$@" >"$work/$name.log" 2>&1; then
         log "$name failed (exit status 124 means it ran past ${bound} s):" >&2
         tail -n 30 "$report" "$work/$name.log" >&2
@@ -226,6 +246,11 @@ measure() {
     local user sys kb
     read -r user sys kb wall < <(tail -n 1 "$report")
     cpu="$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')"
+    if [ "$INSTRUCTIONS" = 1 ]; then
+        # callgrind's summary line, "==pid== I   refs:      16,413,238,365", in billions.
+        cpu="$(awk '/I +refs:/ { gsub(",", "", $NF); v = $NF } END { printf "%.3f", v / 1e9 }' \
+            "$work/$name.log")"
+    fi
     # Megabytes of 2^20 bytes, as GNU time reports kilobytes of 2^10.
     rss_mb=$(((kb + 512) / 1024))
 }
@@ -246,14 +271,26 @@ if ! grep -q "^$TRACKS of $TRACKS items played$" "$work/ours.log" ||
     exit 1
 fi
 
+measure gst-bare "${gst_bare[@]}"
+gstbare_cpu="$cpu" gstbare_rss="$rss_mb" gstbare_wall="$wall"
+
+if [ "$INSTRUCTIONS" = 1 ]; then
+    read -r scaled ovh share < <(awk -v m="$seconds" -v b="$bare_seconds" -v o="$ours_cpu" \
+        -v g="$gstbare_cpu" 'BEGIN { k = g * m / b; printf "%.3f %.3f %.1f\n", k, o - k, 100 * (o - k) / k }')
+    printf '\n%s h: %d tracks of %s s with %d s crossfades (mix %s s, back to back %s s)\n' \
+        "$HOURS" "$TRACKS" "$track" "$CROSSFADE" "$seconds" "$bare_seconds"
+    printf 'instructions (billions): ours %s, gst-launch bare %s (%s scaled to the mix length)\n' \
+        "$ours_cpu" "$gstbare_cpu" "$scaled"
+    printf 'overhead beyond bare decode + encode: %s billion instructions, %s %% of bare\n' \
+        "$ovh" "$share"
+    exit 0
+fi
+
 measure liquidsoap liquidsoap "$work/mix.liq"
 liq_cpu="$cpu" liq_rss="$rss_mb" liq_wall="$wall"
 
 measure liquidsoap-bare liquidsoap "$work/bare.liq"
 liqbare_cpu="$cpu" liqbare_rss="$rss_mb" liqbare_wall="$wall"
-
-measure gst-bare "${gst_bare[@]}"
-gstbare_cpu="$cpu" gstbare_rss="$rss_mb" gstbare_wall="$wall"
 
 ours_len="$(duration "$work/ours.mp3")"
 liq_len="$(duration "$work/liquidsoap.mp3")"

@@ -171,7 +171,7 @@ add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a + b }'; }
 
 log "building the station example (release)"
 cargo build --release --quiet -p grimnir-engine --example station
-station=target/release/examples/station
+station="${CARGO_TARGET_DIR:-target}"/release/examples/station
 
 # --- Test audio -----------------------------------------------------------------------------
 
