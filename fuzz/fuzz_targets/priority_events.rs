@@ -64,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
             Millis::from_secs(u64::from(pair[1]) * 7),
         );
         entry.trimmed = pair[0] & 0x80 != 0;
+        entry.hard_start = pair[0] & 0x40 != 0;
         entry.crossfade = Millis::from_secs(u64::from(pair[1] % 5));
         programme.entries.push(entry);
     }

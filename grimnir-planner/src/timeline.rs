@@ -271,6 +271,14 @@ pub struct Provenance {
         serde(default, skip_serializing_if = "std::ops::Not::not")
     )]
     pub trimmed: bool,
+    /// The entry starts at a hard boundary of the plan: the top of a clock hour, a clock slot's
+    /// `hard_start`, a show's start or end. Playout that has drifted (after an interruption)
+    /// re-joins the timeline at the next entry marked so.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "std::ops::Not::not")
+    )]
+    pub hard_start: bool,
 }
 
 /// One stretch of air time.

@@ -1283,11 +1283,10 @@ fn same_on_air(a: &Entry, b: &Entry) -> bool {
 
 /// Whether entry `i` of `timeline` begins at a hard start, one the executor re-syncs at.
 ///
-/// The timeline does not mark hard starts, so they are recognised by what the planner guarantees
-/// about them: the top of every local hour; the start of an entry after one the planner cut
-/// short at a hard boundary; a change of show (a show's start and end); a change of tier; the
-/// end of a gap. A clock slot's own `hard_start` that the planner met exactly, without cutting
-/// the item before it, is not recognised and is treated as soft.
+/// The planner marks them (`provenance.hard_start`: the top of a clock hour, a clock slot's
+/// `hard_start`, a show's start and end). Timelines written by other means are read by what
+/// those boundaries look like as well: the top of every local hour; the start of an entry after
+/// one cut short at a hard boundary; a change of show; a change of tier; the end of a gap.
 pub fn is_hard_start(timeline: &Timeline, i: usize) -> bool {
     let Some(e) = timeline.entries.get(i) else {
         return false;
@@ -1295,6 +1294,9 @@ pub fn is_hard_start(timeline: &Timeline, i: usize) -> bool {
     let Some(prev) = i.checked_sub(1).and_then(|p| timeline.entries.get(p)) else {
         return true;
     };
+    if e.provenance.hard_start {
+        return true;
+    }
     let local = e.start.with_timezone(&timeline.timezone);
     (local.minute() == 0 && local.second() == 0 && local.nanosecond() == 0)
         || prev.provenance.trimmed

@@ -54,6 +54,9 @@ pub struct ProgrammeEntry {
     /// The planner cut it short at a hard boundary: what follows is a hard start.
     #[cfg_attr(feature = "serde", serde(default))]
     pub trimmed: bool,
+    /// It starts at a hard boundary (as a clock slot's `hard_start`), which the planner marks.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub hard_start: bool,
     /// How long it keeps sounding under the next item.
     #[cfg_attr(feature = "serde", serde(default))]
     pub crossfade: Millis,
@@ -69,6 +72,7 @@ impl ProgrammeEntry {
             tier: None,
             show: None,
             trimmed: false,
+            hard_start: false,
             crossfade: Millis::ZERO,
         }
     }
@@ -185,6 +189,7 @@ impl Programme {
                     rejected: Vec::new(),
                     relaxed: Vec::new(),
                     trimmed: p.trimmed,
+                    hard_start: p.hard_start,
                 },
             });
             at = end;

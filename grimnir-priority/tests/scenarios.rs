@@ -2,7 +2,10 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
+use grimnir_priority::programme::{ItemKind, Programme, ProgrammeEntry};
 use grimnir_priority::{
     Command, Deactivation, Event, Executor, Item, Millis, Reason, Scenario, State, Telemetry, Tier,
     simulate,
@@ -71,6 +74,49 @@ fn emergency_during_a_track_then_resume_at_the_next_entry_and_resync_at_the_hard
         (change.from, change.reason),
         (State::Emergency, Reason::SourceEnded)
     );
+}
+
+#[test]
+fn a_slot_hard_start_the_planner_marked_is_where_the_resync_lands() {
+    // Five 4-minute songs from 10:00, then a stopset with a hard start at 10:20 that the songs
+    // meet exactly (nothing trimmed, same show and tier), then more songs.
+    let mut p = Programme::new("wgmr", t("10:00:00"));
+    for i in 1..=5 {
+        p.entries.push(ProgrammeEntry::song(
+            format!("Song {i}"),
+            Millis::from_secs(240),
+        ));
+    }
+    let mut stopset =
+        ProgrammeEntry::of(ItemKind::Stopset, "Half-hour ads", Millis::from_secs(120));
+    stopset.hard_start = true;
+    p.entries.push(stopset);
+    for i in 6..=15 {
+        p.entries.push(ProgrammeEntry::song(
+            format!("Song {i}"),
+            Millis::from_secs(240),
+        ));
+    }
+    let timeline = Arc::new(p.to_timeline());
+    assert!(grimnir_priority::is_hard_start(&timeline, 5));
+    assert!(!grimnir_priority::is_hard_start(&timeline, 4));
+    // An alert 10:05:00–10:05:30 in Song 2: Song 3 follows at 10:05:30, 2:30 early; the run of
+    // songs cannot stretch, so the fallback bridges and the stopset starts at 10:20 exactly.
+    let alert = source("eas", Tier::Emergency, "10:05:00").until(t("10:05:30"));
+    let log = simulate(
+        &Scenario::new(config(), Some(timeline), t("10:00:00"), t("10:30:00"))
+            .with(t("10:05:00"), Event::SourceActivated { source: alert }),
+    )
+    .unwrap();
+    assert_eq!(
+        plays_of(&log, "Song 3"),
+        vec![(t("10:05:30"), Millis::ZERO)]
+    );
+    assert_eq!(
+        plays_of(&log, "Half-hour ads"),
+        vec![(t("10:20:00"), Millis::ZERO)]
+    );
+    assert_eq!(tier_at(&log, "10:19:59"), Some(Tier::Fallback));
 }
 
 #[test]

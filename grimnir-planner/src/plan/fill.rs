@@ -110,6 +110,8 @@ pub(crate) struct Ctx<'p> {
     occurrences: Vec<Occurrence>,
     reported: HashSet<(Instant, u32, Relaxation)>,
     history_loaded: bool,
+    /// The hard boundaries met while planning: frame starts and clock slots' hard starts.
+    hard: BTreeSet<Instant>,
 }
 
 impl<'p> Ctx<'p> {
@@ -133,6 +135,7 @@ impl<'p> Ctx<'p> {
             pools: vec![None; p.blocks.len()],
             lrp: vec![None; p.blocks.len()],
             occurrences: Vec::new(),
+            hard: BTreeSet::new(),
             reported: HashSet::new(),
             history_loaded: n == 0,
         }
@@ -232,6 +235,8 @@ impl<'p> Ctx<'p> {
         let mut t = from;
         while t < self.stop_at {
             let frame = self.frame_at(t);
+            // Frames begin at hard boundaries: the top of an hour, a show's start or end.
+            self.hard.insert(frame.start);
             let resume = self.resume_for(&frame);
             let mut next = match frame.kind {
                 FrameKind::Clock(c) => self.fill_clock(&frame, c, t, resume),
@@ -255,6 +260,10 @@ impl<'p> Ctx<'p> {
         start: chrono::DateTime<chrono::Utc>,
         end: chrono::DateTime<chrono::Utc>,
     ) -> (Timeline, Vec<Diagnostic>) {
+        let mut entries = self.entries;
+        for e in &mut entries {
+            e.provenance.hard_start |= self.hard.contains(&instant_of(e.start));
+        }
         let timeline = Timeline {
             station: self.p.config.station.id.clone(),
             timezone: self.tz,
@@ -262,7 +271,7 @@ impl<'p> Ctx<'p> {
             now: time_of(self.now),
             start,
             end,
-            entries: self.entries,
+            entries,
         };
         (timeline, self.diags)
     }
@@ -468,6 +477,10 @@ impl<'p> Ctx<'p> {
                 continue;
             }
             let cut_by_frame = origin + template_end > frame.end;
+            if ri > 0 {
+                // A slot's `hard_start`.
+                self.hard.insert(origin + *anchor);
+            }
             let last_block = range
                 .clone()
                 .rev()
@@ -1097,6 +1110,7 @@ fn provenance(o: &Origin, pick: u32) -> Provenance {
         rejected: Vec::new(),
         relaxed: Vec::new(),
         trimmed: false,
+        hard_start: false,
     }
 }
 

@@ -231,7 +231,8 @@ fn check_block_rules(
     Ok(())
 }
 
-/// Every local top of hour (outside shows) and every hard-start slot begins an entry exactly.
+/// Every local top of hour (outside shows) and every hard-start slot begins an entry exactly,
+/// marked `hard_start`; and every entry so marked begins at such a boundary or a show's.
 fn check_hard_starts(
     planner: &Planner,
     timeline: &Timeline,
@@ -263,6 +264,16 @@ fn check_hard_starts(
             && !starts.contains(&t)
         {
             return Err(format!("no entry starts at the top of the hour {wall}"));
+        }
+        if let Some(e) = timeline.entries.iter().find(|e| e.start == t)
+            && t >= window.start()
+            && (wall.minute(), wall.second()) == (0, 0)
+            && !in_show(t)
+            && !e.provenance.hard_start
+        {
+            return Err(format!(
+                "the entry at the top of the hour {wall} is not a hard start"
+            ));
         }
         t += chrono::TimeDelta::minutes(15);
     }
@@ -301,6 +312,40 @@ fn check_hard_starts(
             return Err(format!(
                 "hard start {offset} of clock {} began at {wall}",
                 clock.id
+            ));
+        }
+        if !p.hard_start {
+            return Err(format!(
+                "hard start {offset} of clock {} at {wall} is not marked",
+                clock.id
+            ));
+        }
+    }
+    for (i, e) in timeline.entries.iter().enumerate() {
+        let p = &e.provenance;
+        if !p.hard_start {
+            continue;
+        }
+        let wall = e.start.with_timezone(&tz);
+        let top_of_hour = (wall.minute(), wall.second(), wall.nanosecond()) == (0, 0, 0);
+        let show_boundary =
+            i > 0 && timeline.entries[i - 1].provenance.show != p.show || e.start == p.frame;
+        // Any slot's: an entry of the slot before may be what begins there.
+        let into_hour = u64::from(wall.minute()) * 60_000 + u64::from(wall.second()) * 1000;
+        let slot_offset = p
+            .clock
+            .as_ref()
+            .and_then(|c| planner.config().clocks.iter().find(|x| &x.id == c))
+            .is_some_and(|clock| {
+                (clock.slots.iter())
+                    .any(|s| s.hard_start.is_some_and(|h| h.as_millis() == into_hour))
+            });
+        // A show that plays a clock has hard starts of its own, counted from the show's start;
+        // its entries do not name the clock, so those are taken on trust.
+        let in_show_clock = p.show.is_some();
+        if !(top_of_hour || show_boundary || slot_offset || in_show_clock) {
+            return Err(format!(
+                "the entry at {wall} is marked a hard start but is none: {p:?}"
             ));
         }
     }
