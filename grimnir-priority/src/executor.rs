@@ -218,6 +218,8 @@ pub struct Executor {
     /// Set when a cue ended and the next took over: the old cue's id and its crossfade tail.
     handover: Option<(u64, Option<Tail>)>,
     next_cue_id: u64,
+    /// The resume preloaded ahead of a priority source's known end: that end, and the item.
+    resume_preload: Option<(DateTime<Utc>, Item)>,
     cause: Option<Reason>,
     position: Option<Millis>,
     buffer_depth: Option<u64>,
@@ -250,6 +252,7 @@ impl Executor {
             tail: None,
             handover: None,
             next_cue_id: 0,
+            resume_preload: None,
             cause: None,
             position: None,
             buffer_depth: None,
@@ -358,6 +361,15 @@ impl Executor {
         }
         if let Some(t) = &self.tail {
             consider(t.until);
+        }
+        if let Some(end) = self.known_handback() {
+            if self
+                .resume_preload
+                .as_ref()
+                .is_none_or(|(at, _)| *at != end)
+            {
+                consider(minus(end, self.config.timing.preload_lead));
+            }
         }
         if !self.frozen {
             let timing = &self.config.timing;
@@ -486,6 +498,7 @@ impl Executor {
         self.reconcile(t);
         self.handover = None;
         self.schedule_automation(t);
+        self.preload_resume(t);
         self.record(t);
     }
 
@@ -584,6 +597,7 @@ impl Executor {
             Event::EngineFailed { .. } => {
                 if self.engine_up {
                     self.engine_up = false;
+                    self.resume_preload = None;
                     self.main = None;
                     self.tail = None;
                     for c in &mut self.queue {
@@ -859,6 +873,7 @@ impl Executor {
     /// with the timeline at the next hard start.
     fn resume(&mut self, t: DateTime<Utc>) {
         self.frozen = false;
+        self.resume_preload = None;
         let interrupted = self.interrupted.take().flatten();
         let Some(tl) = self.timeline.clone() else {
             self.sync_at(t);
@@ -971,6 +986,60 @@ impl Executor {
         self.current = cues.next();
         self.queue.extend(cues);
         self.extend(t);
+    }
+
+    /// When the priority source on air has a known end and automation will take the air back
+    /// then (no other source claims it, no dropped source is being held for): that end.
+    fn known_handback(&self) -> Option<DateTime<Utc>> {
+        if !self.engine_up || !self.frozen || self.hold.is_some() {
+            return None;
+        }
+        let Some((Slot::Source(seq), _)) = self.main else {
+            return None;
+        };
+        let end = self.sources.iter().find(|a| a.seq == seq)?.source.end?;
+        let taken = self.sources.iter().any(|a| a.seq != seq && a.claims(end));
+        (!taken && self.now.is_some_and(|now| end > now)).then_some(end)
+    }
+
+    /// `preload_lead` before a known hand-back, preloads the entry automation will resume with,
+    /// so the resume after an alert or a booked show starts on time rather than waiting for its
+    /// file to open. What it resumes with is worked out on a copy of the executor, by the same
+    /// rules as the resume itself; should things change before then, the preload is simply not
+    /// used.
+    fn preload_resume(&mut self, t: DateTime<Utc>) {
+        let Some(end) = self.known_handback() else {
+            return;
+        };
+        if minus(end, self.config.timing.preload_lead) > t
+            || self
+                .resume_preload
+                .as_ref()
+                .is_some_and(|(at, _)| *at == end)
+        {
+            return;
+        }
+        let mut ahead = self.clone();
+        ahead.commands.clear();
+        ahead.changes.clear();
+        ahead.expire(end);
+        if !matches!(ahead.want(end), Want::Auto) {
+            return;
+        }
+        ahead.resume(end);
+        let Some(cue) = ahead.current.filter(|c| !c.fallback) else {
+            // The fallback loop is always loaded.
+            self.resume_preload = Some((end, Item::Fallback));
+            return;
+        };
+        let item = cue.item();
+        self.emit(Command::Preload {
+            at: t,
+            item: item.clone(),
+            starts: end,
+        });
+        self.because(Reason::Preload);
+        self.resume_preload = Some((end, item));
     }
 
     /// Preloads cues `preload_lead` ahead and, `check_lead` ahead, commits them with a `Play` for

@@ -4,6 +4,7 @@ mod common;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use common::*;
 use grimnir_priority::programme::{ItemKind, Programme, ProgrammeEntry};
 use grimnir_priority::{
@@ -117,6 +118,62 @@ fn a_slot_hard_start_the_planner_marked_is_where_the_resync_lands() {
         vec![(t("10:20:00"), Millis::ZERO)]
     );
     assert_eq!(tier_at(&log, "10:19:59"), Some(Tier::Fallback));
+}
+
+/// The `Preload` commands for an item with this label, as (sent at, starts).
+fn preloads_of(log: &grimnir_priority::AirLog, label: &str) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    log.commands()
+        .filter_map(|c| match c {
+            Command::Preload { at, item, starts } if item.label() == label => Some((*at, *starts)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_resume_after_a_known_end_is_preloaded_ahead() {
+    // A booked live show 10:05–10:10:30 over Track 2 (10:04:10–10:08:10): automation comes back
+    // at 10:10:30 with Track 3, whose planned time has not passed; it is preloaded 30 s before.
+    let show = source("show", Tier::LiveScheduled, "10:05:00").until(t("10:10:30"));
+    let log = simulate(
+        &scenario("10:00:00", "10:20:00")
+            .with(t("10:05:00"), Event::SourceActivated { source: show }),
+    )
+    .unwrap();
+    assert_eq!(
+        preloads_of(&log, "Track 3"),
+        vec![(t("10:10:00"), t("10:10:30"))]
+    );
+    assert_eq!(
+        plays_of(&log, "Track 3"),
+        vec![(t("10:10:30"), Millis::ZERO)]
+    );
+    assert_eq!(label_at(&log, "10:10:30"), Some("Track 3".into()));
+}
+
+#[test]
+fn a_resume_preload_follows_a_later_end() {
+    // The show ends at 10:10:30, but an alert runs 10:10:20–10:11:00: the preload made at 10:10
+    // is not used, and the resume at 10:11 is preloaded again, 30 s before.
+    let show = source("show", Tier::LiveScheduled, "10:05:00").until(t("10:10:30"));
+    let alert = source("eas", Tier::Emergency, "10:10:20").until(t("10:11:00"));
+    let log = simulate(
+        &scenario("10:00:00", "10:20:00")
+            .with(t("10:05:00"), Event::SourceActivated { source: show })
+            .with(t("10:10:20"), Event::SourceActivated { source: alert }),
+    )
+    .unwrap();
+    assert_eq!(
+        preloads_of(&log, "Track 3"),
+        vec![
+            (t("10:10:00"), t("10:10:30")),
+            (t("10:10:30"), t("10:11:00"))
+        ]
+    );
+    assert_eq!(
+        plays_of(&log, "Track 3"),
+        vec![(t("10:11:00"), Millis::ZERO)]
+    );
 }
 
 #[test]
