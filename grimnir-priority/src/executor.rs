@@ -218,6 +218,8 @@ pub struct Executor {
     /// Set when a cue ended and the next took over: the old cue's id and its crossfade tail.
     handover: Option<(u64, Option<Tail>)>,
     next_cue_id: u64,
+    /// The hard start a re-sync run is heading for, while one is.
+    resync_to: Option<DateTime<Utc>>,
     /// The resume preloaded ahead of a priority source's known end: that end, and the item.
     resume_preload: Option<(DateTime<Utc>, Item)>,
     cause: Option<Reason>,
@@ -253,6 +255,7 @@ impl Executor {
             handover: None,
             next_cue_id: 0,
             resume_preload: None,
+            resync_to: None,
             cause: None,
             position: None,
             buffer_depth: None,
@@ -684,6 +687,10 @@ impl Executor {
         if self.frozen {
             return;
         }
+        if self.resync_to.is_some_and(|h| h > t) {
+            self.replace_mid_resync(t, &timeline);
+            return;
+        }
         // A fallback stretch that stood for "no timeline here" now ends where the new timeline
         // has its next entry: fallback waits for a natural transition, and that is the first.
         // A fallback that only just went on air (the first timeline arrives with the first
@@ -728,6 +735,37 @@ impl Executor {
                 let i = timeline.entries.partition_point(|e| e.start < old.start);
                 c.entry = Some(i);
                 c.timeline = Some(Arc::clone(&timeline));
+            }
+        }
+        self.extend(t);
+    }
+
+    /// A new timeline while a re-sync run is under way: its cues are off the old timeline's
+    /// times, so the new one cannot be joined where they end (that would be part way into an
+    /// entry). What is on air and what is committed stay; after them a new re-sync run starts
+    /// with the entry the new timeline has after the last of them (or, if it no longer has
+    /// that entry, with its first entry from there on), landing on its next hard start.
+    fn replace_mid_resync(&mut self, t: DateTime<Utc>, timeline: &Arc<Timeline>) {
+        self.resync_to = None;
+        let keep = self.queue.iter().take_while(|c| c.committed).count();
+        self.queue.truncate(keep);
+        let Some(last) = self.queue.back().or(self.current.as_ref()) else {
+            self.extend(t);
+            return;
+        };
+        let from = last.end;
+        let entries = &timeline.entries;
+        let after_last = last.planned().and_then(|old| {
+            let i = entries.partition_point(|e| e.start < old.start);
+            entries
+                .get(i)
+                .filter(|new| same_on_air(old, new))
+                .map(|_| i + 1)
+        });
+        let j = after_last.unwrap_or_else(|| entries.partition_point(|e| e.start < from));
+        if from != OPEN && j < entries.len() {
+            if let Some(cues) = self.resync_cues(from, timeline, j) {
+                self.queue.extend(cues);
             }
         }
         self.extend(t);
@@ -796,6 +834,7 @@ impl Executor {
     /// Puts automation in step with the timeline at `t`: the entry on at `t` from the position
     /// it has reached, or the fallback where the timeline has nothing.
     fn sync_at(&mut self, t: DateTime<Utc>) {
+        self.resync_to = None;
         self.cancel_queue(t);
         let cue = self.cue_at(t);
         self.current = Some(cue);
@@ -828,6 +867,9 @@ impl Executor {
     }
 
     fn advance_automation(&mut self, t: DateTime<Utc>) {
+        if self.resync_to.is_some_and(|h| h <= t) {
+            self.resync_to = None;
+        }
         if self.frozen || self.current.is_none() {
             return;
         }
@@ -857,6 +899,7 @@ impl Executor {
             return;
         }
         self.frozen = true;
+        self.resync_to = None;
         let entry_end = self
             .current
             .as_ref()
@@ -898,6 +941,21 @@ impl Executor {
     /// it is early and one can be (a webstream or fallback entry), and any remaining gap is
     /// bridged with the fallback audio.
     fn resync(&mut self, t: DateTime<Utc>, tl: &Arc<Timeline>, j: usize) {
+        let Some(cues) = self.resync_cues(t, tl, j) else {
+            self.sync_at(t);
+            return;
+        };
+        self.cancel_queue(t);
+        let mut cues = cues.into_iter();
+        self.current = cues.next();
+        self.queue.extend(cues);
+        self.extend(t);
+    }
+
+    /// The cues of a re-sync run: entries from `j` played from `t`, landing on the next hard
+    /// start (see [`Self::resync`]); `None` when that hard start is not after `t`. Records the
+    /// hard start in `resync_to`.
+    fn resync_cues(&mut self, t: DateTime<Utc>, tl: &Arc<Timeline>, j: usize) -> Option<Vec<Cue>> {
         let entries = &tl.entries;
         let limit = entries.len().min(j.saturating_add(1 + MAX_RESYNC_RUN));
         let h = (j + 1..limit)
@@ -908,8 +966,7 @@ impl Executor {
             None => tl.covered_until(),
         };
         if hard_at <= t {
-            self.sync_at(t);
-            return;
+            return None;
         }
         struct Run {
             index: usize,
@@ -982,10 +1039,8 @@ impl Executor {
             let gap = self.new_cue(None, at, hard_at, Millis::ZERO);
             cues.push(gap);
         }
-        let mut cues = cues.into_iter();
-        self.current = cues.next();
-        self.queue.extend(cues);
-        self.extend(t);
+        self.resync_to = Some(hard_at);
+        Some(cues)
     }
 
     /// When the priority source on air has a known end and automation will take the air back

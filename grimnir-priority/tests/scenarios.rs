@@ -177,6 +177,63 @@ fn a_resume_preload_follows_a_later_end() {
 }
 
 #[test]
+fn a_new_timeline_during_a_resync_run_continues_it_without_joining_mid_entry() {
+    // The hour with Track 8 replaced by "New 8".
+    let mut p = Programme::new("wgmr", t("10:00:00"));
+    p.entries.push(ProgrammeEntry::of(
+        ItemKind::Fixed,
+        "ID 10",
+        Millis::from_secs(10),
+    ));
+    for i in 1..=10 {
+        let title = if i == 8 {
+            "New 8".to_owned()
+        } else {
+            format!("Track {i}")
+        };
+        p.entries
+            .push(ProgrammeEntry::song(title, Millis::from_secs(240)));
+    }
+    p.entries.push(ProgrammeEntry::song(
+        "Filler",
+        Millis::from_secs(3600 - 10 - 2400),
+    ));
+    p.entries.push(ProgrammeEntry::of(
+        ItemKind::Fixed,
+        "ID 11",
+        Millis::from_secs(10),
+    ));
+    let replan = Arc::new(p.to_timeline());
+    // The alert 10:13:00–10:13:30 starts a re-sync run: Track 5 at 10:13:30, Track 6 at 10:17:30
+    // (planned 10:20:10). The new timeline comes at 10:20, in Track 6.
+    let alert = source("eas", Tier::Emergency, "10:13:00").until(t("10:13:30"));
+    let log = simulate(
+        &scenario("10:00:00", "11:01:00")
+            .with(t("10:13:00"), Event::SourceActivated { source: alert })
+            .with(t("10:20:00"), Event::TimelineReplaced { timeline: replan }),
+    )
+    .unwrap();
+    assert_eq!(
+        plays_of(&log, "Track 6"),
+        vec![(t("10:17:30"), Millis::ZERO)]
+    );
+    assert_eq!(
+        plays_of(&log, "Track 7"),
+        vec![(t("10:21:30"), Millis::ZERO)]
+    );
+    assert_eq!(plays_of(&log, "New 8"), vec![(t("10:25:30"), Millis::ZERO)]);
+    assert!(plays_of(&log, "Track 8").is_empty());
+    // Nothing joined part way in, and the hour still ends on time.
+    assert!(
+        log.commands()
+            .all(|c| !matches!(c, Command::Play { offset, item, .. }
+            if *offset > Millis::ZERO && !matches!(item, Item::Fallback))),
+        "a play joined an entry part way"
+    );
+    assert_eq!(plays_of(&log, "ID 11"), vec![(t("11:00:00"), Millis::ZERO)]);
+}
+
+#[test]
 fn a_late_resume_trims_soft_items_before_the_hard_start() {
     // A short override over the end of Track 10 (10:36:10–10:40:10): automation resumes late
     // with the filler, which is trimmed to land on 11:00.
