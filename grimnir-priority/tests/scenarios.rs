@@ -391,8 +391,11 @@ fn dj_reconnecting_inside_the_timeout_gets_the_air_back() {
             .with(t("10:08:20"), Event::SourceActivated { source: dj }),
     )
     .unwrap();
-    // The fallback bridges the drop at once; automation does not come back.
+    // The fallback bridges the drop at once (SPEC.md: live input failover under 3 s): its Play
+    // takes effect at the drop itself; automation does not come back.
     assert_eq!(tier_at(&log, "10:08:00"), Some(Tier::Fallback));
+    assert!(log.commands().any(|c| matches!(c,
+        Command::Play { at, item: Item::Fallback, .. } if *at == t("10:08:00"))));
     assert!(is_source(
         &log.on_air_at(t("10:08:20")).main.unwrap().item,
         "dj"
