@@ -140,7 +140,8 @@ impl Encoding {
     }
 
     /// The elements that encode raw audio into this encoding for streaming (no container
-    /// tags): linked in order, raw audio in, encoded packets out.
+    /// tags): linked in order, raw audio in, encoded packets out. Opus comes out as raw
+    /// packets, headers first, for [`crate::output::ogg::OggOpus`] to frame.
     pub fn stream_elements(self) -> Result<Vec<gst::Element>, EngineError> {
         Ok(match self {
             Encoding::Mp3 { bitrate, quality } => {
@@ -168,13 +169,9 @@ impl Encoding {
                 );
                 let enc = element("opusenc")?;
                 enc.set_property("bitrate", (bitrate.clamp(6, 510) * 1000) as i32);
-                vec![
-                    to_16_bit()?,
-                    element("audioresample")?,
-                    filter,
-                    enc,
-                    element("oggmux")?,
-                ]
+                // Raw Opus packets: a station frames them in Ogg itself, a new chain for each
+                // title (see `output::ogg`); files get `oggmux` (`file_elements`).
+                vec![to_16_bit()?, element("audioresample")?, filter, enc]
             }
             Encoding::Flac => vec![element("audioconvert")?, element("flacenc")?],
             Encoding::Wav => {
@@ -193,6 +190,11 @@ impl Encoding {
                 vec![to_16_bit()?, lame(bitrate, quality)?, element("id3v2mux")?]
             }
             Encoding::Wav => vec![element("audioconvert")?, element("wavenc")?],
+            Encoding::Opus { .. } => {
+                let mut elements = self.stream_elements()?;
+                elements.push(element("oggmux")?);
+                elements
+            }
             other => other.stream_elements()?,
         })
     }

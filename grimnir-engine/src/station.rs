@@ -4,8 +4,12 @@
 //! items ─> loader thread (opens decoders ahead of time)
 //!            └─> playout thread: Mixer ─> appsrc ─> grimnirdsp ─> tee ─┬─> queue ─> MP3 encoder ─> appsink ─┬─> Output (Icecast)
 //!                                                                       │                                   └─> Output (recording)
-//!                                                                       └─> queue ─> Opus encoder ─> appsink ─> Output (Icecast)
+//!                                                                       └─> queue ─> Opus encoder ─> appsink ─> Ogg framing ─> Output (Icecast)
 //! ```
+//!
+//! Opus streams are framed in Ogg by [`crate::output::ogg::OggOpus`] rather than `oggmux`: each
+//! new title begins a new chain whose comment header carries it, which is how Ogg listeners
+//! (and Icecast, which takes no title updates for Ogg) learn of it.
 //!
 //! The playout thread keeps [`StationConfig::lead`] of mixed audio ready ahead of the wall
 //! clock: it renders blocks while it is short of that and sleeps otherwise, so items start
@@ -32,6 +36,7 @@ use crate::EngineError;
 use crate::decode::Decoder;
 use crate::encode::{Encoding, element};
 use crate::mix::{MixEvent, Mixer};
+use crate::output::ogg::OggOpus;
 use crate::output::{Backoff, Destination, NowPlaying, Output, OutputHealth, Packet};
 use crate::render::{Item, audio_buffer, placement_for, target_lufs};
 
@@ -234,6 +239,69 @@ pub struct Station {
 /// The outputs of one encoding, shared by its appsink callback and the telemetry.
 type Group = Arc<Mutex<Vec<Output>>>;
 
+/// The Ogg framing of an Opus branch, shared by its appsink callback and the playout thread
+/// (which announces titles).
+#[derive(Debug, Default)]
+struct OggBranch {
+    framing: Option<OggOpus>,
+    /// A title announced before the encoder's first header arrived.
+    title: Option<NowPlaying>,
+}
+
+impl OggBranch {
+    /// Takes one buffer from the encoder: headers set up the framing; an audio packet gives the
+    /// pages it completes.
+    fn take(&mut self, bytes: &[u8], header: bool) -> Vec<Packet> {
+        // The encoder may give its headers only in its caps, or in-band without the flag.
+        let header = header
+            || (self.framing.is_none()
+                && (bytes.starts_with(b"OpusHead") || bytes.starts_with(b"OpusTags")));
+        if header {
+            if bytes.starts_with(b"OpusHead") {
+                self.framing = OggOpus::new(bytes).ok();
+                if let (Some(f), Some(t)) = (self.framing.as_mut(), self.title.take()) {
+                    f.now_playing(t);
+                }
+            } else if let Some(f) = self.framing.as_mut() {
+                f.set_vendor_from_tags(bytes);
+            }
+            return Vec::new();
+        }
+        match self.framing.as_mut() {
+            Some(f) => f.push(bytes),
+            None => Vec::new(),
+        }
+    }
+
+    /// Sets up the framing from the caps' `streamheader` (`OpusHead`, `OpusTags`), if the
+    /// encoder's headers have not been seen yet.
+    fn headers_from_caps(&mut self, caps: Option<&gst::CapsRef>) {
+        if self.framing.is_some() {
+            return;
+        }
+        let Some(headers) = caps
+            .and_then(|c| c.structure(0))
+            .and_then(|s| s.get::<gst::ArrayRef<'_>>("streamheader").ok())
+        else {
+            return;
+        };
+        for value in headers.iter() {
+            if let Ok(buffer) = value.get::<gst::Buffer>()
+                && let Ok(map) = buffer.map_readable()
+            {
+                self.take(&map, true);
+            }
+        }
+    }
+
+    fn now_playing(&mut self, meta: NowPlaying) {
+        match self.framing.as_mut() {
+            Some(f) => f.now_playing(meta),
+            None => self.title = Some(meta),
+        }
+    }
+}
+
 impl Station {
     /// Builds the pipeline, starts the outputs and puts the station on air (silence until
     /// the first item). Events arrive on the returned receiver; one that is not read loses
@@ -286,7 +354,11 @@ impl Station {
                 None => groups.push((out.encoding, Arc::new(Mutex::new(vec![output])))),
             }
         }
+        let mut oggs = Vec::new();
         for (encoding, group) in &groups {
+            let ogg = matches!(encoding, Encoding::Opus { .. })
+                .then(|| Arc::new(Mutex::new(OggBranch::default())));
+            oggs.extend(ogg.clone());
             let queue = element("queue")?;
             queue.set_property("max-size-time", 2 * gst::ClockTime::SECOND.nseconds());
             queue.set_property("max-size-buffers", 0u32);
@@ -300,13 +372,24 @@ impl Station {
                     gst_app::AppSinkCallbacks::builder()
                         .new_sample(move |sink| {
                             let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                            if let Some(buffer) = sample.buffer_owned() {
-                                let header = buffer.flags().contains(gst::BufferFlags::HEADER);
+                            let Some(buffer) = sample.buffer_owned() else {
+                                return Ok(gst::FlowSuccess::Ok);
+                            };
+                            let header = buffer.flags().contains(gst::BufferFlags::HEADER);
+                            let packets = match &ogg {
+                                Some(ogg) => {
+                                    let Ok(map) = buffer.map_readable() else {
+                                        return Ok(gst::FlowSuccess::Ok);
+                                    };
+                                    let mut ogg = lock(ogg);
+                                    ogg.headers_from_caps(sample.caps());
+                                    ogg.take(&map, header)
+                                }
+                                None => vec![Packet { buffer, header }],
+                            };
+                            for packet in packets {
                                 for output in lock(&group).iter() {
-                                    output.send(Packet {
-                                        buffer: buffer.clone(),
-                                        header,
-                                    });
+                                    output.send(packet.clone());
                                 }
                             }
                             Ok(gst::FlowSuccess::Ok)
@@ -338,6 +421,7 @@ impl Station {
             pipeline,
             src,
             groups,
+            oggs,
             events,
             started,
             mixer: Mixer::new(channels),
@@ -510,6 +594,8 @@ struct Playout {
     pipeline: gst::Pipeline,
     src: gst_app::AppSrc,
     groups: Vec<(Encoding, Group)>,
+    /// The Ogg framing of each Opus branch.
+    oggs: Vec<Arc<Mutex<OggBranch>>>,
     events: SyncSender<StationEvent>,
     started: Instant,
     mixer: Mixer,
@@ -730,6 +816,10 @@ impl Playout {
                             for output in lock(group).iter() {
                                 output.now_playing(meta.clone());
                             }
+                        }
+                        // Ogg streams carry titles in the stream: a new chain.
+                        for ogg in &self.oggs {
+                            lock(ogg).now_playing(meta.clone());
                         }
                     }
                     self.emit(StationEvent::Started {

@@ -265,3 +265,74 @@ fn a_dead_server_stops_neither_the_recording_nor_the_stream_for_good() {
         );
     }
 }
+
+#[test]
+fn an_opus_stream_changes_its_title_with_a_new_ogg_chain() {
+    let Some(server) = IcecastServer::start_or_skip() else {
+        return;
+    };
+    let d = dir("opus");
+    let first = d.join("first.wav");
+    let second = d.join("second.wav");
+    music_wav(&first, 0.08, 5.0);
+    music_wav(&second, 0.08, 30.0);
+    let ice = IcecastConfig::new(
+        "127.0.0.1",
+        server.port(),
+        "/live.opus",
+        server.source_password(),
+    );
+    let opus = Encoding::Opus { bitrate: 96 };
+    let config = StationConfig::new(DspGraph::default()).output("icecast", opus, Icecast::new(ice));
+    let (station, events) = Station::start(config).unwrap();
+    let meta = |artist: &str, title: &str| {
+        Some(NowPlaying {
+            artist: Some(artist.into()),
+            title: title.into(),
+        })
+    };
+    station
+        .schedule(
+            1,
+            Item {
+                cue_out: Some(5.0),
+                meta: meta("Grimnir", "Erstes Stück"),
+                ..Item::new(&first, 0.5)
+            },
+        )
+        .unwrap();
+    station
+        .schedule(
+            2,
+            Item {
+                meta: meta("Grimnir", "Zweites Stück – Ωmega"),
+                ..Item::new(&second, 5.5)
+            },
+        )
+        .unwrap();
+    assert!(server.wait_for_mount("/live.opus", Duration::from_secs(15)));
+    // From the start of the first item into the second: about 9 s at 96 kbit/s. (Icecast 2.4
+    // passes Opus comments on to listeners but does not read them into its status page, so the
+    // listener is the judge.)
+    let mut listener = server.listen("/live.opus", false);
+    let audio = listener.read_audio(110_000, Duration::from_secs(30));
+    let has = |needle: &str| audio.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(
+        has("TITLE=Zweites Stück – Ωmega"),
+        "the second title's chain arrived"
+    );
+    assert!(has("ARTIST=Grimnir"));
+    drop(events);
+    station.stop();
+    let heard = d.join("heard.opus");
+    std::fs::write(&heard, &audio).unwrap();
+    // The stream decodes whole, across the chains: about 9 s of audio in 110 kB. (ffmpeg notes
+    // "failed to create or replace stream" when a chain begins inside its probe window, as the
+    // first title's does here, and then decodes every chain.)
+    let samples = media::decode(&heard);
+    assert!(
+        samples.len() > 2 * 8 * RATE as usize,
+        "the stream decodes: {} samples",
+        samples.len()
+    );
+}

@@ -117,10 +117,11 @@ impl fmt::Debug for IcecastConfig {
 /// same credentials: a short request of its own on the output's thread, bounded by the
 /// timeout like everything else.
 ///
-/// **Limitation:** for Ogg streams (`audio/ogg`: Vorbis, Opus, Ogg FLAC) Icecast takes the
-/// title from the comment header inside the stream and ignores admin updates, so there
-/// `now_playing` does nothing and succeeds; a new title needs new stream headers from the
-/// encoder.
+/// **Ogg streams** (`audio/ogg`: Vorbis, Opus, Ogg FLAC) carry their title in the comment
+/// header inside the stream, and Icecast ignores admin updates for them, so there
+/// `now_playing` does nothing and succeeds. A station's Opus streams change title by starting
+/// a new Ogg chain ([`super::ogg`]), which Icecast passes on to listeners (Icecast 2.4 does not
+/// read Opus comments into its status page).
 ///
 /// **Character sets:** titles are sent as UTF-8 (`charset=UTF-8`) and `Ice-*` values as UTF-8
 /// bytes. Icecast 2.4 reads `Ice-*` values as being in the mount's `<charset>` and recodes

@@ -15,6 +15,7 @@
 pub mod hls;
 
 pub mod icecast;
+pub mod ogg;
 pub mod record;
 
 pub use icecast::{Icecast, IcecastConfig};
