@@ -348,8 +348,23 @@ fn a_cue_in_starts_on_its_exact_frame_of_the_file() {
 }
 
 #[test]
-fn a_cue_in_on_an_mp3_lands_where_ffmpeg_puts_that_frame() {
-    let d = dir("cue-mp3");
+fn a_cue_in_lands_where_ffmpeg_puts_that_frame_in_each_lossy_format() {
+    // How many frames of the whole 4 s file may differ from what went in: MP3 (its LAME tag
+    // read) and Opus (its pre-skip and end trim) are exact; GStreamer's Vorbis decoder keeps
+    // one frame past the end; AAC is not checked: GStreamer 1.22 drops the last 512 frames of
+    // an ffmpeg-made M4A (and ffmpeg keeps 512 of padding), an open end of the engine issue.
+    for (ext, codec, slack) in [
+        ("mp3", "libmp3lame", Some(0)),
+        ("opus", "libopus", Some(0)),
+        ("ogg", "libvorbis", Some(1)),
+        ("m4a", "aac", None),
+    ] {
+        cue_in_vs_ffmpeg(ext, codec, slack);
+    }
+}
+
+fn cue_in_vs_ffmpeg(ext: &str, codec: &str, slack: Option<usize>) {
+    let d = dir(&format!("cue-{ext}"));
     // A chirp: every stretch of it is unlike every other, so the alignment is unambiguous.
     let frames = 4 * RATE as usize;
     let chirp: Vec<f32> = (0..frames)
@@ -360,11 +375,11 @@ fn a_cue_in_on_an_mp3_lands_where_ffmpeg_puts_that_frame() {
         })
         .collect();
     write_wav(&d.join("chirp.wav"), &chirp);
-    let mp3 = d.join("chirp.mp3");
+    let mp3 = d.join(format!("chirp.{ext}"));
     let status = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-i"])
         .arg(d.join("chirp.wav"))
-        .args(["-c:a", "libmp3lame", "-b:a", "192k"])
+        .args(["-c:a", codec, "-b:a", "192k"])
         .arg(&mp3)
         .status()
         .unwrap();
@@ -395,7 +410,7 @@ fn a_cue_in_on_an_mp3_lands_where_ffmpeg_puts_that_frame() {
         .unwrap();
     assert_eq!(
         lag, 0,
-        "our frame k of the item is ffmpeg's frame 1.25 s + k, off by {lag}"
+        "{ext}: our frame k of the item is ffmpeg's frame 1.25 s + k, off by {lag}"
     );
 
     // The whole file decodes to exactly the samples that went in: no priming, no padding.
@@ -410,5 +425,10 @@ fn a_cue_in_on_an_mp3_lands_where_ffmpeg_puts_that_frame() {
             break;
         }
     }
-    assert_eq!(total, frames, "an MP3 of {frames} frames gives {total}");
+    if let Some(slack) = slack {
+        assert!(
+            total.abs_diff(frames) <= slack,
+            "{ext}: a file of {frames} frames gives {total}"
+        );
+    }
 }
