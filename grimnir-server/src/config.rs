@@ -1,0 +1,857 @@
+//! Server configuration: embedded defaults, an optional YAML file, environment variables on top.
+//!
+//! Every setting has a default, so `grimnir serve` runs with no file and no variables: an SQLite
+//! database under `./data`, HTTP on `127.0.0.1:8080`, readable development logs.
+//!
+//! | file key | variable | alias | default |
+//! | --- | --- | --- | --- |
+//! | (the file itself) | `GRIMNIR_CONFIG` | `RLM_CONFIG` | none; `--config` wins |
+//! | `environment` | `GRIMNIR_ENV` | `RLM_ENV` | `development` |
+//! | `data_dir` | `GRIMNIR_DATA_DIR` | `RLM_DATA_DIR` | `./data` |
+//! | `http.listen` | `GRIMNIR_HTTP_LISTEN` | `RLM_HTTP_LISTEN` | `127.0.0.1:8080` |
+//! | `database.url` | `GRIMNIR_DATABASE_URL` | `RLM_DATABASE_URL` | `sqlite://<data_dir>/grimnir.db` |
+//! | `database.pool_size` | `GRIMNIR_DATABASE_POOL_SIZE` | `RLM_DATABASE_POOL_SIZE` | `8` |
+//! | `database.connect_timeout_secs` | `GRIMNIR_DATABASE_CONNECT_TIMEOUT_SECS` | `RLM_DATABASE_CONNECT_TIMEOUT_SECS` | `5` |
+//! | `log.format` | `GRIMNIR_LOG_FORMAT` | `RLM_LOG_FORMAT` | `pretty` in development, `json` in production |
+//! | `log.level` | `GRIMNIR_LOG_LEVEL` | `RLM_LOG_LEVEL` | `info` |
+//!
+//! A variable overrides the file. When both a `GRIMNIR_*` variable and its `RLM_*` alias are
+//! set, the `GRIMNIR_*` one wins and [`Config::load`] returns a [`ConfigWarning`] saying so.
+//!
+//! Errors name what is wrong: for the file, its path, the line and column and the field
+//! (`http.listen`); for a variable, its name and value. Unknown keys in the file are errors, so
+//! a typo never silently falls back to a default.
+//!
+//! ```
+//! use grimnir_server::config::{Config, EnvVars, Environment};
+//!
+//! let env = EnvVars::from_pairs([("RLM_ENV", "production"), ("GRIMNIR_HTTP_LISTEN", "127.0.0.1:9000")]);
+//! let (config, warnings) = Config::load(None, &env)?;
+//! assert_eq!(config.environment, Environment::Production);
+//! assert_eq!(config.http.listen.port(), 9000);
+//! assert!(warnings.is_empty());
+//! # Ok::<(), grimnir_server::config::ConfigError>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::db::{DatabaseUrl, PoolOptions};
+
+/// Whether the server runs for development or production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Environment {
+    /// Readable logs by default.
+    #[default]
+    Development,
+    /// JSON logs by default.
+    Production,
+}
+
+impl FromStr for Environment {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" => Ok(Environment::Development),
+            "production" | "prod" => Ok(Environment::Production),
+            _ => Err("expected `development` or `production`".to_owned()),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// One line per event for people, coloured on a terminal.
+    Pretty,
+    /// One JSON object per line for log collectors.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "pretty" | "text" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected `pretty` or `json`".to_owned()),
+        }
+    }
+}
+
+/// A `tracing` filter such as `info` or `info,grimnir_server=debug`, checked when read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLevel(String);
+
+impl LogLevel {
+    /// The filter directives.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        tracing_subscriber::EnvFilter::builder()
+            .parse(s)
+            .map(|_| LogLevel(s.to_owned()))
+            .map_err(|e| format!("not a log filter (e.g. `info,grimnir_server=debug`): {e}"))
+    }
+}
+
+/// A number of connections, 1 to 128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+struct PoolSize(u32);
+
+impl TryFrom<u64> for PoolSize {
+    type Error = String;
+
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        match u32::try_from(n) {
+            Ok(n @ 1..=128) => Ok(PoolSize(n)),
+            _ => Err(format!("{n} is not between 1 and 128")),
+        }
+    }
+}
+
+/// A timeout in whole seconds, 1 to 300.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+struct TimeoutSecs(u64);
+
+impl TryFrom<u64> for TimeoutSecs {
+    type Error = String;
+
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        match n {
+            1..=300 => Ok(TimeoutSecs(n)),
+            _ => Err(format!("{n} is not between 1 and 300 seconds")),
+        }
+    }
+}
+
+/// Deserializes through `FromStr`, so the file and the environment share one parser.
+fn from_str_field<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    let s = String::deserialize(deserializer)?;
+    s.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+/// The config file as written: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default, deserialize_with = "from_str_field")]
+    environment: Option<Environment>,
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    http: FileHttp,
+    #[serde(default)]
+    database: FileDatabase,
+    #[serde(default)]
+    log: FileLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHttp {
+    #[serde(default, deserialize_with = "from_str_field")]
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDatabase {
+    #[serde(default, deserialize_with = "from_str_field")]
+    url: Option<DatabaseUrl>,
+    #[serde(default)]
+    pool_size: Option<PoolSize>,
+    #[serde(default)]
+    connect_timeout_secs: Option<TimeoutSecs>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    #[serde(default, deserialize_with = "from_str_field")]
+    format: Option<LogFormat>,
+    #[serde(default, deserialize_with = "from_str_field")]
+    level: Option<LogLevel>,
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Address and port to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+}
+
+/// The database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// Which database, and where.
+    pub url: DatabaseUrl,
+    /// Connections kept open at most.
+    pub pool_size: u32,
+    /// How long to wait for a connection.
+    pub connect_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    /// The pool settings.
+    pub fn pool_options(&self) -> PoolOptions {
+        PoolOptions {
+            max_connections: self.pool_size,
+            connect_timeout: self.connect_timeout,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// How lines are written.
+    pub format: LogFormat,
+    /// Which events are written.
+    pub level: LogLevel,
+}
+
+/// The server's configuration, resolved from defaults, file and environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Development or production.
+    pub environment: Environment,
+    /// Where the server keeps its files (the SQLite database by default).
+    pub data_dir: PathBuf,
+    /// The HTTP listener.
+    pub http: HttpConfig,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// The config file that was read, if any.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    /// The embedded defaults: development, `./data`, `127.0.0.1:8080`, SQLite in `./data`.
+    fn default() -> Self {
+        let data_dir = PathBuf::from("data");
+        Config {
+            environment: Environment::Development,
+            database: DatabaseConfig {
+                url: DatabaseUrl::sqlite_file(data_dir.join(DEFAULT_DATABASE_FILE)),
+                pool_size: 8,
+                connect_timeout: Duration::from_secs(5),
+            },
+            data_dir,
+            http: HttpConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            },
+            log: LogConfig {
+                format: LogFormat::Pretty,
+                level: LogLevel("info".to_owned()),
+            },
+            file: None,
+        }
+    }
+}
+
+/// Name of the SQLite file in the data directory when no database URL is configured.
+pub const DEFAULT_DATABASE_FILE: &str = "grimnir.db";
+
+/// Something in the configuration worth telling, that did not stop loading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigWarning {
+    /// Both names of a setting were set to different values; the `GRIMNIR_*` one was used.
+    AliasIgnored {
+        /// The variable used.
+        used: &'static str,
+        /// The alias that was ignored.
+        ignored: &'static str,
+    },
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigWarning::AliasIgnored { used, ignored } => {
+                write!(
+                    f,
+                    "{used} and {ignored} are both set and differ; using {used}"
+                )
+            }
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The config file is not valid.
+    #[error("{}{}: {}{message}", path.display(), location(*line, *column), field_prefix(field))]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the problem, when the parser knows it.
+        line: Option<usize>,
+        /// 1-based column of the problem, when the parser knows it.
+        column: Option<usize>,
+        /// Dotted path of the offending field (`database.pool_size`); empty for the document
+        /// itself.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An environment variable holds a value that cannot be used.
+    #[error("environment variable {var}={value:?}: {reason}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An environment variable of ours is not valid Unicode.
+    #[error("environment variable {var} is not valid UTF-8")]
+    EnvNotUnicode {
+        /// The variable.
+        var: String,
+    },
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(line), Some(column)) => format!(":{line}:{column}"),
+        (Some(line), None) => format!(":{line}"),
+        _ => String::new(),
+    }
+}
+
+fn field_prefix(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("{field}: ")
+    }
+}
+
+/// The `GRIMNIR_*` and `RLM_*` environment variables, read once.
+///
+/// Only variables with those prefixes are kept. Tests build one from pairs instead of changing
+/// the process environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvVars {
+    vars: BTreeMap<String, String>,
+}
+
+/// Prefixes of the variables the server reads.
+const PREFIXES: [&str; 2] = ["GRIMNIR_", "RLM_"];
+
+impl EnvVars {
+    /// The server's variables from the process environment. A variable of ours whose name or
+    /// value is not valid UTF-8 is an error; other variables are ignored.
+    pub fn from_process() -> Result<Self, ConfigError> {
+        Self::from_os_pairs(std::env::vars_os())
+    }
+
+    /// Like [`EnvVars::from_process`], from any list of pairs.
+    pub fn from_os_pairs(
+        pairs: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<Self, ConfigError> {
+        let mut vars = BTreeMap::new();
+        for (key, value) in pairs {
+            let key_lossy = key.to_string_lossy();
+            if !PREFIXES.iter().any(|p| key_lossy.starts_with(p)) {
+                continue;
+            }
+            let (Some(key), Some(value)) = (key.to_str(), value.to_str()) else {
+                return Err(ConfigError::EnvNotUnicode {
+                    var: key_lossy.into_owned(),
+                });
+            };
+            vars.insert(key.to_owned(), value.to_owned());
+        }
+        Ok(EnvVars { vars })
+    }
+
+    /// From name–value pairs; names without a `GRIMNIR_` or `RLM_` prefix are dropped.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let vars = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .filter(|(k, _)| PREFIXES.iter().any(|p| k.starts_with(p)))
+            .collect();
+        EnvVars { vars }
+    }
+
+    /// Looks a setting up under its `GRIMNIR_*` name, then its `RLM_*` alias. Empty values count
+    /// as unset.
+    fn get(
+        &self,
+        setting: &Setting,
+        warnings: &mut Vec<ConfigWarning>,
+    ) -> Option<(&'static str, &str)> {
+        let primary = self.vars.get(setting.var).filter(|v| !v.is_empty());
+        let alias = self.vars.get(setting.alias).filter(|v| !v.is_empty());
+        match (primary, alias) {
+            (Some(p), Some(a)) => {
+                if p != a {
+                    warnings.push(ConfigWarning::AliasIgnored {
+                        used: setting.var,
+                        ignored: setting.alias,
+                    });
+                }
+                Some((setting.var, p))
+            }
+            (Some(p), None) => Some((setting.var, p)),
+            (None, Some(a)) => Some((setting.alias, a)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// One environment setting: its name and its alias.
+struct Setting {
+    var: &'static str,
+    alias: &'static str,
+}
+
+const CONFIG: Setting = Setting {
+    var: "GRIMNIR_CONFIG",
+    alias: "RLM_CONFIG",
+};
+const ENV: Setting = Setting {
+    var: "GRIMNIR_ENV",
+    alias: "RLM_ENV",
+};
+const DATA_DIR: Setting = Setting {
+    var: "GRIMNIR_DATA_DIR",
+    alias: "RLM_DATA_DIR",
+};
+const HTTP_LISTEN: Setting = Setting {
+    var: "GRIMNIR_HTTP_LISTEN",
+    alias: "RLM_HTTP_LISTEN",
+};
+const DATABASE_URL: Setting = Setting {
+    var: "GRIMNIR_DATABASE_URL",
+    alias: "RLM_DATABASE_URL",
+};
+const DATABASE_POOL_SIZE: Setting = Setting {
+    var: "GRIMNIR_DATABASE_POOL_SIZE",
+    alias: "RLM_DATABASE_POOL_SIZE",
+};
+const DATABASE_CONNECT_TIMEOUT: Setting = Setting {
+    var: "GRIMNIR_DATABASE_CONNECT_TIMEOUT_SECS",
+    alias: "RLM_DATABASE_CONNECT_TIMEOUT_SECS",
+};
+const LOG_FORMAT: Setting = Setting {
+    var: "GRIMNIR_LOG_FORMAT",
+    alias: "RLM_LOG_FORMAT",
+};
+const LOG_LEVEL: Setting = Setting {
+    var: "GRIMNIR_LOG_LEVEL",
+    alias: "RLM_LOG_LEVEL",
+};
+
+/// Reads a setting from the environment and parses it, naming the variable on failure.
+fn env_value<T, E: fmt::Display>(
+    env: &EnvVars,
+    setting: &Setting,
+    warnings: &mut Vec<ConfigWarning>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<Option<T>, ConfigError> {
+    let Some((var, value)) = env.get(setting, warnings) else {
+        return Ok(None);
+    };
+    parse(value.trim()).map(Some).map_err(|e| ConfigError::Env {
+        var,
+        value: value.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn parse_u64<T: TryFrom<u64, Error = String>>(s: &str) -> Result<T, String> {
+    let n: u64 = s.parse().map_err(|_| "not a whole number".to_owned())?;
+    T::try_from(n)
+}
+
+impl Config {
+    /// Loads the configuration: the embedded defaults, then the config file, then the
+    /// environment.
+    ///
+    /// The file is `file` when given (the `--config` option), else the one `GRIMNIR_CONFIG` or
+    /// `RLM_CONFIG` names, else none. Returns the configuration and anything worth a warning.
+    pub fn load(
+        file: Option<&Path>,
+        env: &EnvVars,
+    ) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+        let mut warnings = Vec::new();
+        let file = match file {
+            Some(path) => Some(path.to_path_buf()),
+            None => env
+                .get(&CONFIG, &mut warnings)
+                .map(|(_, p)| PathBuf::from(p)),
+        };
+        let parsed = match &file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                parse_file(path, &text)?
+            }
+            None => FileConfig::default(),
+        };
+
+        let defaults = Config::default();
+        let environment = env_value(env, &ENV, &mut warnings, str::parse)?
+            .or(parsed.environment)
+            .unwrap_or(defaults.environment);
+        let data_dir = env_value(env, &DATA_DIR, &mut warnings, |s| {
+            Ok::<_, String>(PathBuf::from(s))
+        })?
+        .or(parsed.data_dir)
+        .unwrap_or(defaults.data_dir);
+        let listen = env_value(env, &HTTP_LISTEN, &mut warnings, |s| {
+            s.parse::<SocketAddr>()
+                .map_err(|_| "not an address and port such as 127.0.0.1:8080".to_owned())
+        })?
+        .or(parsed.http.listen)
+        .unwrap_or(defaults.http.listen);
+        let url = env_value(env, &DATABASE_URL, &mut warnings, str::parse::<DatabaseUrl>)?
+            .or(parsed.database.url)
+            .unwrap_or_else(|| DatabaseUrl::sqlite_file(data_dir.join(DEFAULT_DATABASE_FILE)));
+        let pool_size = env_value(env, &DATABASE_POOL_SIZE, &mut warnings, parse_u64)?
+            .or(parsed.database.pool_size)
+            .map_or(defaults.database.pool_size, |PoolSize(n)| n);
+        let connect_timeout = env_value(env, &DATABASE_CONNECT_TIMEOUT, &mut warnings, parse_u64)?
+            .or(parsed.database.connect_timeout_secs)
+            .map_or(defaults.database.connect_timeout, |TimeoutSecs(s)| {
+                Duration::from_secs(s)
+            });
+        let format = env_value(env, &LOG_FORMAT, &mut warnings, str::parse)?
+            .or(parsed.log.format)
+            .unwrap_or(match environment {
+                Environment::Production => LogFormat::Json,
+                Environment::Development => LogFormat::Pretty,
+            });
+        let level = env_value(env, &LOG_LEVEL, &mut warnings, str::parse)?
+            .or(parsed.log.level)
+            .unwrap_or(defaults.log.level);
+
+        let config = Config {
+            environment,
+            data_dir,
+            http: HttpConfig { listen },
+            database: DatabaseConfig {
+                url,
+                pool_size,
+                connect_timeout,
+            },
+            log: LogConfig { format, level },
+            file,
+        };
+        Ok((config, warnings))
+    }
+}
+
+/// Parses the YAML text of a config file, naming file, line, column and field on failure.
+fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    // An empty file (or one of comments only) is a valid file that sets nothing.
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Ok(FileConfig::default());
+    }
+    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        let inner = e.into_inner();
+        let location = inner.location();
+        let line = location.as_ref().map(|l| l.line());
+        let column = location.as_ref().map(|l| l.column());
+        ConfigError::File {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: bare_message(&inner.to_string(), &field, line, column),
+            field,
+        }
+    })
+}
+
+/// The YAML parser's message without the location and field path it adds, which
+/// [`ConfigError::File`] carries in fields of their own.
+fn bare_message(message: &str, field: &str, line: Option<usize>, column: Option<usize>) -> String {
+    let mut message = message;
+    if let (Some(line), Some(column)) = (line, column) {
+        let suffix = format!(" at line {line} column {column}");
+        message = message.strip_suffix(suffix.as_str()).unwrap_or(message);
+    }
+    // serde_yaml_ng starts with the path of the field, or of its parent for an unknown key.
+    if let Some((head, rest)) = message.split_once(": ")
+        && (head == field || field.starts_with(&format!("{head}.")))
+    {
+        return rest.to_owned();
+    }
+    message.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_error(text: &str) -> ConfigError {
+        parse_file(Path::new("grimnir.yaml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn a_bad_value_names_line_column_and_field() {
+        let err = file_error("environment: production\nhttp:\n  listen: not-an-address\n");
+        let ConfigError::File {
+            line,
+            column,
+            field,
+            message,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!(*line, Some(3));
+        // The parser points at the key of the offending entry.
+        assert_eq!(*column, Some(3));
+        assert_eq!(field, "http.listen");
+        assert_eq!(message, "invalid socket address syntax");
+        assert_eq!(
+            err.to_string(),
+            "grimnir.yaml:3:3: http.listen: invalid socket address syntax"
+        );
+    }
+
+    #[test]
+    fn an_out_of_range_number_names_its_field() {
+        let err = file_error("database:\n  pool_size: 0\n");
+        let ConfigError::File {
+            field,
+            message,
+            line,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!(field, "database.pool_size");
+        assert_eq!(message, "0 is not between 1 and 128");
+        assert_eq!(*line, Some(2));
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error() {
+        let err = file_error("http:\n  lisen: 127.0.0.1:1\n");
+        let ConfigError::File {
+            field,
+            message,
+            line,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!(field, "http.lisen");
+        assert!(message.starts_with("unknown field `lisen`"), "{message}");
+        assert_eq!(*line, Some(2));
+    }
+
+    #[test]
+    fn a_bad_enum_value_lists_the_choices() {
+        let err = file_error("log:\n  format: xml\n");
+        let ConfigError::File { field, message, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(field, "log.format");
+        assert!(
+            message.contains("pretty") && message.contains("json"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_empty_file_sets_nothing() {
+        let parsed = parse_file(Path::new("x.yaml"), "# nothing yet\n\n").unwrap();
+        assert!(parsed.environment.is_none());
+    }
+
+    #[test]
+    fn defaults_without_file_or_environment() {
+        let (config, warnings) = Config::load(None, &EnvVars::default()).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(config, Config::default());
+        assert_eq!(
+            config.database.url.sqlite_path(),
+            Some(Path::new("data/grimnir.db"))
+        );
+        assert!(config.http.listen.ip().is_loopback());
+        assert_eq!(config.log.format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn production_defaults_to_json_logs() {
+        let env = EnvVars::from_pairs([("GRIMNIR_ENV", "production")]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(config.log.format, LogFormat::Json);
+        let env =
+            EnvVars::from_pairs([("GRIMNIR_ENV", "production"), ("RLM_LOG_FORMAT", "pretty")]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(config.log.format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn the_database_follows_the_data_dir() {
+        let env = EnvVars::from_pairs([("GRIMNIR_DATA_DIR", "/srv/radio")]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(
+            config.database.url.sqlite_path(),
+            Some(Path::new("/srv/radio/grimnir.db"))
+        );
+    }
+
+    #[test]
+    fn grimnir_wins_over_rlm_with_a_warning() {
+        let env = EnvVars::from_pairs([
+            ("GRIMNIR_HTTP_LISTEN", "127.0.0.1:1001"),
+            ("RLM_HTTP_LISTEN", "127.0.0.1:1002"),
+            ("GRIMNIR_LOG_LEVEL", "debug"),
+            ("RLM_LOG_LEVEL", "debug"),
+        ]);
+        let (config, warnings) = Config::load(None, &env).unwrap();
+        assert_eq!(config.http.listen.port(), 1001);
+        assert_eq!(
+            warnings,
+            vec![ConfigWarning::AliasIgnored {
+                used: "GRIMNIR_HTTP_LISTEN",
+                ignored: "RLM_HTTP_LISTEN"
+            }]
+        );
+    }
+
+    #[test]
+    fn bad_variables_are_named() {
+        let cases = [
+            ("RLM_DATABASE_POOL_SIZE", "many", "not a whole number"),
+            (
+                "GRIMNIR_DATABASE_POOL_SIZE",
+                "500",
+                "500 is not between 1 and 128",
+            ),
+            (
+                "GRIMNIR_DATABASE_CONNECT_TIMEOUT_SECS",
+                "0",
+                "0 is not between 1 and 300 seconds",
+            ),
+            (
+                "GRIMNIR_ENV",
+                "staging",
+                "expected `development` or `production`",
+            ),
+            (
+                "GRIMNIR_DATABASE_URL",
+                "oracle://x",
+                "unknown database URL scheme",
+            ),
+            ("GRIMNIR_HTTP_LISTEN", "8080", "not an address and port"),
+            ("GRIMNIR_LOG_LEVEL", "info,=,[", "not a log filter"),
+        ];
+        for (var, value, reason) in cases {
+            let env = EnvVars::from_pairs([(var, value)]);
+            match Config::load(None, &env) {
+                Err(ConfigError::Env {
+                    var: v,
+                    value: val,
+                    reason: r,
+                }) => {
+                    assert_eq!((v, val.as_str()), (var, value));
+                    assert!(r.starts_with(reason), "{var}: {r}");
+                }
+                other => panic!("{var}={value}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let env = EnvVars::from_pairs([
+            ("GRIMNIR_HTTP_LISTEN", ""),
+            ("RLM_HTTP_LISTEN", "127.0.0.1:7"),
+        ]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(config.http.listen.port(), 7);
+    }
+
+    #[test]
+    fn foreign_variables_are_ignored() {
+        let env = EnvVars::from_os_pairs([
+            (OsString::from("PATH"), OsString::from("/bin")),
+            (OsString::from("GRIMNIR_ENV"), OsString::from("prod")),
+        ])
+        .unwrap();
+        assert_eq!(env.vars.len(), 1);
+    }
+
+    #[test]
+    fn bare_message_strips_what_has_fields_of_its_own() {
+        assert_eq!(
+            bare_message(
+                "http.listen: bad thing at line 3 column 11",
+                "http.listen",
+                Some(3),
+                Some(11)
+            ),
+            "bad thing"
+        );
+        assert_eq!(
+            bare_message("http: unknown field `x`", "http.x", None, None),
+            "unknown field `x`"
+        );
+        assert_eq!(
+            bare_message("error: something", "log.level", None, None),
+            "error: something"
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! The HTTP service: routes, middleware and serving with graceful shutdown.
+//!
+//! Routes so far:
+//!
+//! | route | answers |
+//! | --- | --- |
+//! | `GET /healthz` | `200 {"status":"ok"}` while the process serves requests |
+//! | `GET /readyz` | `200 {"status":"ready"}` when the database answers and its schema is current; `503 {"status":"not_ready","reason":…}` otherwise |
+//!
+//! Every response carries `x-request-id`; every request is logged in a span with its method,
+//! path (never the query, which may hold secrets) and request id.
+
+mod request_id;
+
+use std::future::{Future, IntoFuture};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::db::{Database, Readiness};
+
+pub use request_id::{REQUEST_ID_HEADER, RequestId};
+
+/// What handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database pool.
+    pub db: Database,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// The application's routes with their middleware.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let id = request
+                        .extensions()
+                        .get::<RequestId>()
+                        .map_or("", |id| id.0.as_str());
+                    tracing::info_span!(
+                        "http",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %id,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        // Outermost, so the trace span and every handler see the id.
+        .layer(axum::middleware::from_fn(request_id::assign))
+}
+
+/// Liveness: the process is up and serving.
+async fn healthz() -> Json<Status<'static>> {
+    Json(Status {
+        status: "ok",
+        reason: None,
+    })
+}
+
+/// Readiness: the database answers and every migration is applied.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.db.readiness().await {
+        Readiness::Ready => Json(Status {
+            status: "ready",
+            reason: None,
+        })
+        .into_response(),
+        Readiness::NotReady(reason) => {
+            tracing::warn!(%reason, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Status {
+                    status: "not_ready",
+                    reason: Some(reason),
+                }),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// How long requests in flight may take to finish after shutdown was asked for.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting connections
+/// and lets requests in flight finish for up to `grace` before closing what is left.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            // A dropped sender also means stop.
+            let _ = stop_rx.await;
+        })
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        () = shutdown => {}
+    }
+    tracing::info!("shutting down: no new connections");
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(
+                ?grace,
+                "requests still running after the grace period; closing them"
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The reference server of [Grimnir Radio] and the library behind its `grimnir` command.
+//!
+//! This crate composes the Grimnir Radio crates into a service with storage and an HTTP API.
+//! It is being built in slices; what exists today:
+//!
+//! - [`config`]: configuration from embedded defaults, an optional YAML file and `GRIMNIR_*`
+//!   environment variables (with their `RLM_*` aliases), validated with errors that name the
+//!   file, line and field, or the variable.
+//! - [`db`]: storage through diesel on SQLite (the default, a file under `./data`), PostgreSQL
+//!   or MySQL/MariaDB, chosen by the database URL; the full schema of the data model in embedded
+//!   migrations per backend; a repository for stations.
+//! - [`http`]: an axum service with `/healthz` and `/readyz`, a request id on every request,
+//!   and graceful shutdown.
+//! - [`logging`]: `tracing` with readable lines in development and JSON lines in production.
+//! - [`server`]: what `grimnir serve` and `grimnir migrate` do.
+//!
+//! The REST API, authentication, the event bus, metrics and the executor pool come next; the
+//! crate's README lists them.
+//!
+//! # Example
+//!
+//! Serve on a free loopback port with an SQLite database in a directory of your choosing, and
+//! stop when a channel says so:
+//!
+//! ```no_run
+//! use grimnir_server::config::{Config, EnvVars};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let env = EnvVars::from_pairs([
+//!     ("GRIMNIR_DATA_DIR", "/tmp/grimnir-demo"),
+//!     ("GRIMNIR_HTTP_LISTEN", "127.0.0.1:0"),
+//! ]);
+//! let (config, _warnings) = Config::load(None, &env)?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(async move {
+//!     grimnir_server::server::serve(&config, async {
+//!         let _ = stopped.await;
+//!     })
+//!     .await
+//! });
+//! // … later:
+//! let _ = stop.send(());
+//! server.await??;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [Grimnir Radio]: https://github.com/grimnir-radio/grimnir
+
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod logging;
+pub mod server;

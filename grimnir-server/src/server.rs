@@ -1,0 +1,121 @@
+//! What `grimnir serve` and `grimnir migrate` do, as library calls.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::db::{Database, StorageError};
+use crate::http::{self, AppState, SHUTDOWN_GRACE};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory (`data_dir`).
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr} (http.listen): {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Creates the data directory and opens the database (creating an SQLite file on first start).
+pub async fn open_storage(config: &Config) -> Result<Database, ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let db = Database::open(config.database.url.clone(), config.database.pool_options()).await?;
+    tracing::info!(backend = %db.backend(), url = %db.url(), "database open");
+    Ok(db)
+}
+
+/// Opens the database and applies pending migrations; returns the versions applied.
+pub async fn migrate(config: &Config) -> Result<Vec<String>, ServeError> {
+    let db = open_storage(config).await?;
+    let applied = db.migrate().await?;
+    if applied.is_empty() {
+        tracing::info!("schema is up to date");
+    } else {
+        tracing::info!(applied = %applied.join(", "), "migrations applied");
+    }
+    Ok(applied)
+}
+
+/// Runs the server until `shutdown` completes: opens the database, applies pending migrations,
+/// listens on `http.listen` and serves, then drains requests in flight for up to
+/// [`SHUTDOWN_GRACE`].
+pub async fn serve(
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let db = open_storage(config).await?;
+    let applied = db.migrate().await?;
+    if !applied.is_empty() {
+        tracing::info!(applied = %applied.join(", "), "migrations applied");
+    }
+    let listener = TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.http.listen,
+            source,
+        })?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "listening");
+    http::serve(
+        listener,
+        http::router(AppState { db }),
+        shutdown,
+        SHUTDOWN_GRACE,
+    )
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM (on non-Unix systems, on Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => tracing::info!("SIGINT received"),
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "cannot watch SIGINT/SIGTERM; waiting for Ctrl-C");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("Ctrl-C received");
+    }
+}
