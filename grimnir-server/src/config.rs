@@ -603,26 +603,80 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
         let field = e.path().to_string();
         let field = if field == "." { String::new() } else { field };
         let inner = e.into_inner();
-        let location = inner.location();
-        let line = location.as_ref().map(|l| l.line());
-        let column = location.as_ref().map(|l| l.column());
+        // The parser's own mark is not always on the offending entry (for a value refused after
+        // it was read, it can point at the entry before), so find the field's key in the text
+        // and fall back to the mark for what cannot be found that way (syntax errors, flow
+        // style, sequences).
+        let (line, column) = match locate(text, &field) {
+            Some((line, column)) => (Some(line), Some(column)),
+            None => {
+                let location = inner.location();
+                (
+                    location.as_ref().map(|l| l.line()),
+                    location.as_ref().map(|l| l.column()),
+                )
+            }
+        };
         ConfigError::File {
             path: path.to_path_buf(),
             line,
             column,
-            message: bare_message(&inner.to_string(), &field, line, column),
+            message: bare_message(&inner.to_string(), &field),
             field,
         }
     })
 }
 
+/// 1-based line and column of the key of a dotted `field` path in block-style YAML `text`.
+fn locate(text: &str, field: &str) -> Option<(usize, usize)> {
+    if field.is_empty() || field.contains('[') {
+        return None;
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = None;
+    let mut parent_indent: Option<usize> = None;
+    let mut start = 0;
+    for key in field.split('.') {
+        let mut level: Option<usize> = None;
+        let mut hit = None;
+        for (i, line) in lines.iter().enumerate().skip(start) {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            if parent_indent.is_some_and(|p| indent <= p) {
+                break; // past the end of the parent's block
+            }
+            if indent != *level.get_or_insert(indent) {
+                continue; // nested deeper than the keys of this level
+            }
+            if trimmed
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+            {
+                hit = Some((i, indent));
+                break;
+            }
+        }
+        let (i, indent) = hit?;
+        found = Some((i + 1, indent + 1));
+        parent_indent = Some(indent);
+        start = i + 1;
+    }
+    found
+}
+
 /// The YAML parser's message without the location and field path it adds, which
 /// [`ConfigError::File`] carries in fields of their own.
-fn bare_message(message: &str, field: &str, line: Option<usize>, column: Option<usize>) -> String {
+fn bare_message(message: &str, field: &str) -> String {
     let mut message = message;
-    if let (Some(line), Some(column)) = (line, column) {
-        let suffix = format!(" at line {line} column {column}");
-        message = message.strip_suffix(suffix.as_str()).unwrap_or(message);
+    if let Some(at) = message.rfind(" at line ")
+        && message[at + 9..]
+            .split(" column ")
+            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    {
+        message = &message[..at];
     }
     // serde_yaml_ng starts with the path of the field, or of its parent for an unknown key.
     if let Some((head, rest)) = message.split_once(": ")
@@ -837,21 +891,41 @@ mod tests {
     #[test]
     fn bare_message_strips_what_has_fields_of_its_own() {
         assert_eq!(
-            bare_message(
-                "http.listen: bad thing at line 3 column 11",
-                "http.listen",
-                Some(3),
-                Some(11)
-            ),
+            bare_message("http.listen: bad thing at line 3 column 11", "http.listen"),
             "bad thing"
         );
         assert_eq!(
-            bare_message("http: unknown field `x`", "http.x", None, None),
+            bare_message("http: unknown field `x`", "http.x"),
             "unknown field `x`"
         );
         assert_eq!(
-            bare_message("error: something", "log.level", None, None),
+            bare_message("error: something", "log.level"),
             "error: something"
         );
+    }
+
+    #[test]
+    fn fields_are_found_by_indentation() {
+        let text = "\
+# comment
+http:
+  listen: x
+database:
+  # url: commented out
+  pool_size: 3
+  url: y
+log:
+  level: info
+";
+        assert_eq!(locate(text, "http"), Some((2, 1)));
+        assert_eq!(locate(text, "http.listen"), Some((3, 3)));
+        assert_eq!(locate(text, "database.url"), Some((7, 3)));
+        assert_eq!(locate(text, "log.level"), Some((9, 3)));
+        // Not under `http`: the search stops at the end of its block.
+        assert_eq!(locate(text, "http.url"), None);
+        assert_eq!(locate(text, "nope"), None);
+        assert_eq!(locate(text, ""), None);
+        // Flow style is left to the parser's mark.
+        assert_eq!(locate("http: {listen: x}\n", "http.listen"), None);
     }
 }

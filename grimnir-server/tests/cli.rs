@@ -1,0 +1,186 @@
+//! The `grimnir` binary end to end: first start in an empty directory, JSON logs with request
+//! ids, SIGTERM, and a bad config file.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The binary, with no GRIMNIR_*/RLM_* variables from the caller's environment.
+fn grimnir(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_grimnir"));
+    command.current_dir(dir);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("GRIMNIR_") || key.starts_with("RLM_") {
+            command.env_remove(key.as_ref());
+        }
+    }
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("cannot run grimnir")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn migrate_creates_the_database_under_data_on_first_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run(grimnir(dir.path()).arg("migrate"));
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let stdout = text(&first.stdout);
+    assert!(
+        stdout.starts_with("sqlite://data/grimnir.db: applied 1 migration(s): "),
+        "{stdout}"
+    );
+    assert!(dir.path().join("data/grimnir.db").is_file());
+
+    let second = run(grimnir(dir.path()).arg("migrate"));
+    assert!(second.status.success());
+    assert_eq!(
+        text(&second.stdout),
+        "sqlite://data/grimnir.db: schema is up to date\n"
+    );
+}
+
+#[test]
+fn a_bad_config_file_stops_start_up_naming_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("grimnir.yaml"),
+        "http:\n  listen: 127.0.0.1:0\nlog:\n  format: xml\n",
+    )
+    .unwrap();
+    let output = run(grimnir(dir.path()).args(["--config", "grimnir.yaml", "serve"]));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        stderr,
+        "grimnir: grimnir.yaml:4:3: log.format: expected `pretty` or `json`\n"
+    );
+    assert!(!dir.path().join("data").exists(), "nothing started");
+}
+
+#[test]
+fn a_bad_variable_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(grimnir(dir.path())
+        .env("RLM_DATABASE_URL", "oracle://db/x")
+        .arg("migrate"));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.starts_with("grimnir: environment variable RLM_DATABASE_URL=\"oracle://db/x\": unknown database URL scheme"),
+        "{stderr}"
+    );
+}
+
+/// A running `grimnir serve` whose log lines arrive on a channel; killed if the test fails.
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<serde_json::Value>,
+}
+
+impl Served {
+    /// Waits up to 20 s for a JSON log line matching `wanted`.
+    fn wait_for(
+        &mut self,
+        what: &str,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        if let Some(line) = self.seen.iter().find(|l| wanted(l)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                break;
+            };
+            let value: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+            self.seen.push(value.clone());
+            if wanted(&value) {
+                return value;
+            }
+        }
+        panic!("no log line for {what}; saw {:#?}", self.seen);
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_json_in_production_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = grimnir(dir.path())
+        .env("GRIMNIR_ENV", "production")
+        .env("GRIMNIR_HTTP_LISTEN", "127.0.0.1:0")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut served = Served {
+        child,
+        lines,
+        seen: Vec::new(),
+    };
+
+    let listening = served.wait_for("listening", |l| l["message"] == "listening");
+    let addr: SocketAddr = listening["address"].as_str().unwrap().parse().unwrap();
+    assert!(addr.ip().is_loopback());
+    assert!(
+        dir.path().join("data/grimnir.db").is_file(),
+        "created on first start"
+    );
+
+    let ready = common::get(addr, "/readyz", &[("x-request-id", "cli-test-1")]).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    let logged = served.wait_for("the request", |l| l["span"]["request_id"] == "cli-test-1");
+    assert_eq!(logged["span"]["path"], "/readyz");
+    assert_eq!(logged["level"], "INFO");
+    assert!(logged["timestamp"].is_string());
+
+    let pid = served.child.id().to_string();
+    let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "grimnir did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    served.wait_for("SIGTERM", |l| l["message"] == "SIGTERM received");
+    served.wait_for("the end", |l| l["message"] == "stopped");
+}
