@@ -55,7 +55,6 @@ pub struct TruePeakLimiter {
     ceiling: f32,
     /// Look-ahead in frames (L).
     lookahead: usize,
-    release_coef: f32,
     /// Interpolator taps, per phase (phases 1..PHASES; phase 0 is the sample itself).
     taps: [[f32; TAPS]; PHASES - 1],
     /// Per channel (`stride` apart), the last `carry` input frames followed by room for one
@@ -71,21 +70,8 @@ pub struct TruePeakLimiter {
     stride: usize,
     /// For each frame of the chunk, the gain it needs, then the gain it gets.
     gains: Vec<f32>,
-    /// Sliding minimum over the last L + 1 required gains: a monotonic queue in a ring of
-    /// (frame index, gain).
-    minq: Vec<(u64, f32)>,
-    minq_head: usize,
-    minq_len: usize,
-    /// Box average over the last L held gains.
-    boxbuf: Vec<f32>,
-    box_pos: usize,
-    box_sum: f64,
-    /// `1 / boxbuf.len()`.
-    box_scale: f64,
-    /// How many of `boxbuf` are not 1.
-    box_below: usize,
-    gain: f32,
-    frame: u64,
+    /// Steps 3 to 5 and their state.
+    ballistics: Ballistics,
     /// Samples at or above this may make an interpolated value reach the ceiling.
     hot: f32,
     /// Frames until the last hot sample leaves the interpolator's window.
@@ -107,23 +93,13 @@ impl TruePeakLimiter {
             channels: 0,
             ceiling: 1.0,
             lookahead: 1,
-            release_coef: 0.0,
             taps: interpolator(),
             input: Vec::new(),
             carry: 0,
             chunk: 0,
             stride: 0,
             gains: Vec::new(),
-            minq: Vec::new(),
-            minq_head: 0,
-            minq_len: 0,
-            boxbuf: Vec::new(),
-            box_pos: 0,
-            box_sum: 0.0,
-            box_scale: 1.0,
-            box_below: 0,
-            gain: 1.0,
-            frame: 0,
+            ballistics: Ballistics::default(),
             hot: 0.0,
             hot_left: 0,
             frame_max: Vec::new(),
@@ -134,7 +110,7 @@ impl TruePeakLimiter {
 
     /// The gain currently applied (1.0 = none), for metering.
     pub fn gain(&self) -> f32 {
-        self.gain
+        self.ballistics.gain
     }
 
     /// The peak of the frame at the centre of the interpolator window that starts at `start`
@@ -166,63 +142,6 @@ impl TruePeakLimiter {
             bound = bound.max(near[0] * a + near[1] * b + far * m);
         }
         bound * (1.0 + 1e-5)
-    }
-
-    /// Nothing is being limited, nor will be until a frame needs it: every gain in the
-    /// look-ahead's memory is 1, and so is the gain applied.
-    fn at_rest(&self) -> bool {
-        self.gain == 1.0
-            && self.box_below == 0
-            && (self.minq_len == 0 || self.minq[self.minq_head].1 == 1.0)
-    }
-
-    fn push_min(&mut self, gain: f32) {
-        let cap = self.minq.len();
-        // Drop gains that can never be the minimum again (not below the new one).
-        while self.minq_len > 0 {
-            let last = wrap(self.minq_head + self.minq_len - 1, cap);
-            if self.minq[last].1 >= gain {
-                self.minq_len -= 1;
-            } else {
-                break;
-            }
-        }
-        let slot = wrap(self.minq_head + self.minq_len, cap);
-        self.minq[slot] = (self.frame, gain);
-        self.minq_len += 1;
-        // Drop what fell out of the window of L + 1 frames.
-        let oldest = self.frame.saturating_sub(self.lookahead as u64);
-        while self.minq[self.minq_head].0 < oldest {
-            self.minq_head = wrap(self.minq_head + 1, cap);
-            self.minq_len -= 1;
-        }
-    }
-
-    /// Steps 3 to 5 for one frame that needs `required`: the gain it gets.
-    fn next_gain(&mut self, required: f32) -> f32 {
-        self.push_min(required);
-        let held = self.minq[self.minq_head].1;
-        let old = self.boxbuf[self.box_pos];
-        self.box_below = self.box_below + usize::from(held != 1.0) - usize::from(old != 1.0);
-        self.box_sum += f64::from(held) - f64::from(old);
-        if self.box_below == 0 {
-            // All ones again: the exact sum, whatever rounding the additions left behind.
-            self.box_sum = self.boxbuf.len() as f64;
-        }
-        self.boxbuf[self.box_pos] = held;
-        self.box_pos = wrap(self.box_pos + 1, self.boxbuf.len());
-        let mean = (self.box_sum * self.box_scale) as f32;
-        self.gain = if mean < self.gain {
-            mean
-        } else {
-            self.gain + (mean - self.gain) * self.release_coef
-        };
-        self.gain = self.gain.min(mean);
-        if mean == 1.0 && self.gain > 1.0 - UNITY_SNAP {
-            // The release's last float steps toward 1 round to nothing: finish it.
-            self.gain = 1.0;
-        }
-        self.gain
     }
 
     /// Limits one chunk of at most `self.chunk` whole frames.
@@ -259,25 +178,8 @@ impl TruePeakLimiter {
                 1.0
             };
         }
-        // 3–5. The gain each frame gets; at rest, frames that need none leave every state as
-        //    it is.
-        let mut j = 0;
-        while j < frames {
-            if self.at_rest() {
-                let idle = self.gains[j..frames]
-                    .iter()
-                    .take_while(|&&g| g == 1.0)
-                    .count();
-                j += idle;
-                self.frame += idle as u64;
-                if j == frames {
-                    break;
-                }
-            }
-            self.gains[j] = self.next_gain(self.gains[j]);
-            self.frame += 1;
-            j += 1;
-        }
+        // 3–5. The gain each frame gets.
+        self.ballistics.run(&mut self.gains[..frames]);
         self.give_output(part, frames);
         // Keep the last `carry` frames for the next chunk.
         for c in 0..ch {
@@ -363,6 +265,129 @@ impl TruePeakLimiter {
                 }
             }
         }
+    }
+}
+
+/// Steps 3 to 5 of the module docs, and their state: the sliding minimum of the required
+/// gains, their box average and the release. Kept apart from the limiter's buffers so that its
+/// loop works on locals.
+#[derive(Debug, Default)]
+struct Ballistics {
+    /// L.
+    lookahead: usize,
+    release_coef: f32,
+    /// `1 / L`.
+    box_scale: f64,
+    /// Sliding minimum over the last L + 1 required gains: a monotonic queue in a ring of
+    /// (frame index, gain).
+    minq: Vec<(u64, f32)>,
+    minq_head: usize,
+    minq_len: usize,
+    /// Box average over the last L held gains.
+    boxbuf: Vec<f32>,
+    box_pos: usize,
+    box_sum: f64,
+    /// How many of `boxbuf` are not 1.
+    box_below: usize,
+    gain: f32,
+    frame: u64,
+}
+
+impl Ballistics {
+    fn new(lookahead: usize, release_coef: f32) -> Ballistics {
+        let mut b = Ballistics {
+            lookahead,
+            release_coef,
+            box_scale: 1.0 / lookahead.max(1) as f64,
+            minq: vec![(0, 1.0); lookahead + 2],
+            boxbuf: vec![1.0; lookahead],
+            ..Ballistics::default()
+        };
+        b.reset();
+        b
+    }
+
+    fn reset(&mut self) {
+        self.minq_head = 0;
+        self.minq_len = 0;
+        self.boxbuf.fill(1.0);
+        self.box_pos = 0;
+        self.box_sum = self.boxbuf.len() as f64;
+        self.box_below = 0;
+        self.gain = 1.0;
+        self.frame = 0;
+    }
+
+    /// Turns the gain each frame of `gains` needs into the gain it gets. While at rest (every
+    /// gain remembered is 1), a frame that needs none changes nothing and is passed over.
+    fn run(&mut self, gains: &mut [f32]) {
+        let (cap, len) = (self.minq.len(), self.boxbuf.len());
+        if cap == 0 || len == 0 {
+            return;
+        }
+        let lookahead = self.lookahead as u64;
+        let (release, scale) = (self.release_coef, self.box_scale);
+        let (mut head, mut queued) = (self.minq_head, self.minq_len);
+        let (mut pos, mut sum, mut below) = (self.box_pos, self.box_sum, self.box_below);
+        let (mut gain, mut frame) = (self.gain, self.frame);
+        let minq = &mut self.minq[..];
+        let boxbuf = &mut self.boxbuf[..];
+        let mut j = 0;
+        while let Some(&required) = gains.get(j) {
+            let at_rest = gain == 1.0 && below == 0 && (queued == 0 || minq[head].1 == 1.0);
+            if at_rest && required == 1.0 {
+                let idle = gains[j..].iter().take_while(|&&g| g == 1.0).count();
+                j += idle;
+                frame += idle as u64;
+                continue;
+            }
+            // 3. The sliding minimum: drop what can never be the minimum again (not below the
+            //    new gain), add it, drop what fell out of the window of L + 1 frames.
+            while queued > 0 {
+                let last = wrap(head + queued - 1, cap);
+                if minq[last].1 >= required {
+                    queued -= 1;
+                } else {
+                    break;
+                }
+            }
+            minq[wrap(head + queued, cap)] = (frame, required);
+            queued += 1;
+            let oldest = frame.saturating_sub(lookahead);
+            while minq[head].0 < oldest {
+                head = wrap(head + 1, cap);
+                queued -= 1;
+            }
+            let held = minq[head].1;
+            // 4. The box average over L frames.
+            let old = boxbuf[pos];
+            below = below + usize::from(held != 1.0) - usize::from(old != 1.0);
+            sum += f64::from(held) - f64::from(old);
+            if below == 0 {
+                // All ones again: the exact sum, whatever rounding the additions left behind.
+                sum = len as f64;
+            }
+            boxbuf[pos] = held;
+            pos = wrap(pos + 1, len);
+            let mean = (sum * scale) as f32;
+            // 5. Down at once, up with the release.
+            gain = if mean < gain {
+                mean
+            } else {
+                gain + (mean - gain) * release
+            };
+            gain = gain.min(mean);
+            if mean == 1.0 && gain > 1.0 - UNITY_SNAP {
+                // The release's last float steps toward 1 round to nothing: finish it.
+                gain = 1.0;
+            }
+            gains[j] = gain;
+            frame += 1;
+            j += 1;
+        }
+        (self.minq_head, self.minq_len) = (head, queued);
+        (self.box_pos, self.box_sum, self.box_below) = (pos, sum, below);
+        (self.gain, self.frame) = (gain, frame);
     }
 }
 
@@ -455,7 +480,8 @@ impl Processor for TruePeakLimiter {
         }
         self.lookahead = spec.frames_in_ms(self.params.lookahead_ms);
         let release_frames = spec.frames_in_ms(self.params.release_ms) as f64;
-        self.release_coef = (1.0 - (-1.0 / release_frames).exp()) as f32;
+        self.ballistics =
+            Ballistics::new(self.lookahead, (1.0 - (-1.0 / release_frames).exp()) as f32);
         self.carry = (TAPS - 1).max(self.lookahead + TAPS / 2);
         // At least as long as what is carried, so moving the carry costs at most a copy per
         // sample.
@@ -464,9 +490,6 @@ impl Processor for TruePeakLimiter {
         self.input = vec![0.0; self.stride * ch];
         self.gains = vec![1.0; self.chunk];
         self.frame_max = vec![0.0; TAPS - 1 + self.chunk];
-        self.minq = vec![(0, 1.0); self.lookahead + 2];
-        self.boxbuf = vec![1.0; self.lookahead];
-        self.box_scale = 1.0 / self.lookahead.max(1) as f64;
         self.reset();
         Ok(())
     }
@@ -474,20 +497,13 @@ impl Processor for TruePeakLimiter {
     fn reset(&mut self) {
         self.input.fill(0.0);
         self.frame_max.fill(0.0);
-        self.minq_head = 0;
-        self.minq_len = 0;
-        self.boxbuf.fill(1.0);
-        self.box_pos = 0;
-        self.box_sum = self.boxbuf.len() as f64;
-        self.box_below = 0;
-        self.gain = 1.0;
-        self.frame = 0;
+        self.ballistics.reset();
         self.hot_left = 0;
     }
 
     fn process(&mut self, block: &mut [f32]) {
         let ch = self.channels;
-        if ch == 0 || self.boxbuf.is_empty() || self.chunk == 0 {
+        if ch == 0 || self.ballistics.boxbuf.is_empty() || self.chunk == 0 {
             return;
         }
         let whole = block.len() - block.len() % ch;
@@ -585,11 +601,11 @@ mod tests {
             if self.held.iter().all(|&h| h == 1.0) {
                 self.box_sum = big_l as f64;
             }
-            let mean = (self.box_sum * self.l.box_scale) as f32;
+            let mean = (self.box_sum * self.l.ballistics.box_scale) as f32;
             self.gain = if mean < self.gain {
                 mean
             } else {
-                self.gain + (mean - self.gain) * self.l.release_coef
+                self.gain + (mean - self.gain) * self.l.ballistics.release_coef
             };
             self.gain = self.gain.min(mean);
             if mean == 1.0 && self.gain > 1.0 - UNITY_SNAP {
