@@ -25,10 +25,11 @@
 //!
 //! The steps run a chunk of frames at a time, each over the whole chunk, on one contiguous copy
 //! of each channel's recent input (the interpolator's windows and the delayed output are slices
-//! of it). Steps 3 to 5 are skipped for a frame that needs no gain while the limiter is at
-//! rest (every gain it remembers is 1), as they would change nothing. To come to rest exactly,
-//! the box sum is set to its exact value whenever every held gain is 1 again, and a released
-//! gain within 10⁻⁶ of 1 is 1.
+//! of it). The sliding minimum takes three comparisons a frame whatever `L` (a prefix and a
+//! suffix minimum per block of `L + 1`), and the box sum is kept in fixed point, exact, so it
+//! is exactly `L` again once every held gain is 1; a released gain within 10⁻⁶ of 1 is 1. A
+//! chunk that needs no gain while the limiter is at rest (every gain it remembers is 1) skips
+//! steps 3 to 5, which would change nothing.
 
 use crate::processor::{Processor, sanitize};
 use crate::{AudioSpec, DspError, db_to_gain};
@@ -268,39 +269,43 @@ impl TruePeakLimiter {
     }
 }
 
-/// Steps 3 to 5 of the module docs, and their state: the sliding minimum of the required
-/// gains, their box average and the release. Kept apart from the limiter's buffers so that its
-/// loop works on locals.
+/// Fixed-point unit of the box sum: gains are summed as integers of 2⁻⁴⁰, so the sum is exact,
+/// whatever the order, and comes back to exactly L·ONE when every held gain is 1 again.
+const ONE: i64 = 1 << 40;
+
+/// Steps 3 to 5 of the module docs, and their state, a chunk at a time: the sliding minimum of
+/// the required gains (van Herk / Gil-Werman: a prefix and a suffix minimum per block of L + 1,
+/// three comparisons a frame whatever L), their box average (an exact fixed-point running sum)
+/// and the release.
 #[derive(Debug, Default)]
 struct Ballistics {
     /// L.
     lookahead: usize,
     release_coef: f32,
-    /// `1 / L`.
-    box_scale: f64,
-    /// Sliding minimum over the last L + 1 required gains: a monotonic queue in a ring of
-    /// (frame index, gain).
-    minq: Vec<(u64, f32)>,
-    minq_head: usize,
-    minq_len: usize,
-    /// Box average over the last L held gains.
-    boxbuf: Vec<f32>,
-    box_pos: usize,
-    box_sum: f64,
-    /// How many of `boxbuf` are not 1.
-    box_below: usize,
+    /// The L required gains before the chunk, then the chunk's.
+    required: Vec<f32>,
+    /// The sliding minimum's prefix and suffix minima over `required`.
+    prefix: Vec<f32>,
+    suffix: Vec<f32>,
+    /// The L held gains before the chunk (fixed point, see [`ONE`]), then the chunk's.
+    held: Vec<i64>,
+    /// The sum of the last L held gains, fixed point.
+    sum: i64,
     gain: f32,
-    frame: u64,
 }
 
 impl Ballistics {
-    fn new(lookahead: usize, release_coef: f32) -> Ballistics {
+    /// For a look-ahead of `lookahead` frames and chunks of at most `chunk` frames.
+    fn new(lookahead: usize, release_coef: f32, chunk: usize) -> Ballistics {
+        let lookahead = lookahead.max(1);
+        let len = lookahead + chunk;
         let mut b = Ballistics {
             lookahead,
             release_coef,
-            box_scale: 1.0 / lookahead.max(1) as f64,
-            minq: vec![(0, 1.0); lookahead + 2],
-            boxbuf: vec![1.0; lookahead],
+            required: vec![1.0; len],
+            prefix: vec![1.0; len],
+            suffix: vec![1.0; len],
+            held: vec![ONE; len],
             ..Ballistics::default()
         };
         b.reset();
@@ -308,69 +313,56 @@ impl Ballistics {
     }
 
     fn reset(&mut self) {
-        self.minq_head = 0;
-        self.minq_len = 0;
-        self.boxbuf.fill(1.0);
-        self.box_pos = 0;
-        self.box_sum = self.boxbuf.len() as f64;
-        self.box_below = 0;
+        self.required.fill(1.0);
+        self.held.fill(ONE);
+        self.sum = self.lookahead as i64 * ONE;
         self.gain = 1.0;
-        self.frame = 0;
     }
 
-    /// Turns the gain each frame of `gains` needs into the gain it gets. While at rest (every
-    /// gain remembered is 1), a frame that needs none changes nothing and is passed over.
+    /// Turns the gain each frame of `gains` needs into the gain it gets.
     fn run(&mut self, gains: &mut [f32]) {
-        let (cap, len) = (self.minq.len(), self.boxbuf.len());
-        if cap == 0 || len == 0 {
+        let (l, n) = (self.lookahead, gains.len());
+        let len = l + n;
+        if n == 0 || self.required.len() < len {
             return;
         }
-        let lookahead = self.lookahead as u64;
-        let (release, scale) = (self.release_coef, self.box_scale);
-        let (mut head, mut queued) = (self.minq_head, self.minq_len);
-        let (mut pos, mut sum, mut below) = (self.box_pos, self.box_sum, self.box_below);
-        let (mut gain, mut frame) = (self.gain, self.frame);
-        let minq = &mut self.minq[..];
-        let boxbuf = &mut self.boxbuf[..];
-        let mut j = 0;
-        while let Some(&required) = gains.get(j) {
-            let at_rest = gain == 1.0 && below == 0 && (queued == 0 || minq[head].1 == 1.0);
-            if at_rest && required == 1.0 {
-                let idle = gains[j..].iter().take_while(|&&g| g == 1.0).count();
-                j += idle;
-                frame += idle as u64;
-                continue;
+        self.required[l..len].copy_from_slice(gains);
+        let rest = self.gain == 1.0 && self.sum == l as i64 * ONE;
+        if rest && self.required[..len].iter().all(|&r| r == 1.0) {
+            // At rest and nothing to limit: every gain stays 1 and so does every state.
+            self.required.copy_within(n..len, 0);
+            return;
+        }
+        // 3. held[j] = the least required gain of frames j − L ..= j: windows of w = L + 1 over
+        //    `required`, each the minimum of a block's suffix and the next block's prefix.
+        let w = l + 1;
+        let required = &self.required[..len];
+        for (block_r, block_p) in required.chunks(w).zip(self.prefix.chunks_mut(w)) {
+            let mut m = f32::INFINITY;
+            for (r, p) in block_r.iter().zip(block_p) {
+                m = m.min(*r);
+                *p = m;
             }
-            // 3. The sliding minimum: drop what can never be the minimum again (not below the
-            //    new gain), add it, drop what fell out of the window of L + 1 frames.
-            while queued > 0 {
-                let last = wrap(head + queued - 1, cap);
-                if minq[last].1 >= required {
-                    queued -= 1;
-                } else {
-                    break;
-                }
+        }
+        for (block_r, block_s) in required.chunks(w).zip(self.suffix.chunks_mut(w)) {
+            let mut m = f32::INFINITY;
+            for (r, s) in block_r.iter().zip(block_s).rev() {
+                m = m.min(*r);
+                *s = m;
             }
-            minq[wrap(head + queued, cap)] = (frame, required);
-            queued += 1;
-            let oldest = frame.saturating_sub(lookahead);
-            while minq[head].0 < oldest {
-                head = wrap(head + 1, cap);
-                queued -= 1;
-            }
-            let held = minq[head].1;
-            // 4. The box average over L frames.
-            let old = boxbuf[pos];
-            below = below + usize::from(held != 1.0) - usize::from(old != 1.0);
-            sum += f64::from(held) - f64::from(old);
-            if below == 0 {
-                // All ones again: the exact sum, whatever rounding the additions left behind.
-                sum = len as f64;
-            }
-            boxbuf[pos] = held;
-            pos = wrap(pos + 1, len);
-            let mean = (sum * scale) as f32;
-            // 5. Down at once, up with the release.
+        }
+        // 4. and 5., frame by frame.
+        let scale = 1.0 / (l as f64 * ONE as f64);
+        let release = self.release_coef;
+        let (mut sum, mut gain) = (self.sum, self.gain);
+        let windows = self.suffix[..n].iter().zip(&self.prefix[l..len]);
+        for (j, ((s, p), g)) in windows.zip(gains.iter_mut()).enumerate() {
+            let held = s.min(*p);
+            // Rounded down: the mean can only come out a little low, never let a peak through.
+            let fixed = (f64::from(held) * ONE as f64) as i64;
+            sum += fixed - self.held[j];
+            self.held[l + j] = fixed;
+            let mean = (sum as f64 * scale) as f32;
             gain = if mean < gain {
                 mean
             } else {
@@ -381,13 +373,11 @@ impl Ballistics {
                 // The release's last float steps toward 1 round to nothing: finish it.
                 gain = 1.0;
             }
-            gains[j] = gain;
-            frame += 1;
-            j += 1;
+            *g = gain;
         }
-        (self.minq_head, self.minq_len) = (head, queued);
-        (self.box_pos, self.box_sum, self.box_below) = (pos, sum, below);
-        (self.gain, self.frame) = (gain, frame);
+        (self.sum, self.gain) = (sum, gain);
+        self.required.copy_within(n..len, 0);
+        self.held.copy_within(n..len, 0);
     }
 }
 
@@ -418,12 +408,6 @@ fn lanes_max(values: &[f32]) -> f32 {
         }
     }
     lanes.iter().fold(0f32, |m, &x| if x > m { x } else { m })
-}
-
-/// `i % len` for `i < 2 · len`, without a division: the ring indices here never run further.
-#[inline]
-fn wrap(i: usize, len: usize) -> usize {
-    if i >= len { i - len } else { i }
 }
 
 /// Windowed-sinc interpolator for fractional positions 1/4, 2/4, 3/4 between the frames at
@@ -480,12 +464,15 @@ impl Processor for TruePeakLimiter {
         }
         self.lookahead = spec.frames_in_ms(self.params.lookahead_ms);
         let release_frames = spec.frames_in_ms(self.params.release_ms) as f64;
-        self.ballistics =
-            Ballistics::new(self.lookahead, (1.0 - (-1.0 / release_frames).exp()) as f32);
         self.carry = (TAPS - 1).max(self.lookahead + TAPS / 2);
         // At least as long as what is carried, so moving the carry costs at most a copy per
         // sample.
         self.chunk = CHUNK.max(self.carry);
+        self.ballistics = Ballistics::new(
+            self.lookahead,
+            (1.0 - (-1.0 / release_frames).exp()) as f32,
+            self.chunk,
+        );
         self.stride = self.carry + self.chunk;
         self.input = vec![0.0; self.stride * ch];
         self.gains = vec![1.0; self.chunk];
@@ -503,7 +490,7 @@ impl Processor for TruePeakLimiter {
 
     fn process(&mut self, block: &mut [f32]) {
         let ch = self.channels;
-        if ch == 0 || self.ballistics.boxbuf.is_empty() || self.chunk == 0 {
+        if ch == 0 || self.ballistics.required.is_empty() || self.chunk == 0 {
             return;
         }
         let whole = block.len() - block.len() % ch;
@@ -552,8 +539,8 @@ mod tests {
         history: Vec<Vec<f32>>,
         delay: Vec<Vec<f32>>,
         required: Vec<f32>,
-        held: Vec<f32>,
-        box_sum: f64,
+        /// The last L held gains, in the fixed point of [`ONE`].
+        held: Vec<i64>,
         gain: f32,
     }
 
@@ -566,8 +553,7 @@ mod tests {
                 history: vec![vec![0.0; TAPS]; spec.channels()],
                 delay: vec![vec![0.0; lookahead]; spec.channels()],
                 required: Vec::new(),
-                held: vec![1.0; lookahead],
-                box_sum: lookahead as f64,
+                held: vec![ONE; lookahead],
                 gain: 1.0,
                 l,
             }
@@ -595,13 +581,10 @@ mod tests {
             self.required.push(required);
             let window = &self.required[self.required.len().saturating_sub(big_l + 1)..];
             let held = window.iter().fold(1f32, |m, &r| m.min(r));
-            let old = self.held.remove(0);
-            self.held.push(held);
-            self.box_sum += f64::from(held) - f64::from(old);
-            if self.held.iter().all(|&h| h == 1.0) {
-                self.box_sum = big_l as f64;
-            }
-            let mean = (self.box_sum * self.l.ballistics.box_scale) as f32;
+            self.held.remove(0);
+            self.held.push((f64::from(held) * ONE as f64) as i64);
+            let scale = 1.0 / (big_l as f64 * ONE as f64);
+            let mean = (self.held.iter().sum::<i64>() as f64 * scale) as f32;
             self.gain = if mean < self.gain {
                 mean
             } else {
