@@ -1,25 +1,26 @@
-//! The schema migrations, embedded in the binary, one set per backend.
+//! The schema migrations, embedded in the binary.
 //!
-//! `migrations/postgres`, `migrations/mysql` and `migrations/sqlite` hold the same migrations
-//! under the same version names; only the SQL types differ (DATETIME(6) and MEDIUMTEXT on MySQL,
-//! table-level foreign keys there). A unit test keeps the three lists of versions equal.
+//! `migrations/standard` serves PostgreSQL and SQLite, which accept the same DDL;
+//! `migrations/mysql` holds the same migrations under the same version names in MySQL's types
+//! (DATETIME(6) and MEDIUMTEXT, table-level foreign keys). A unit test keeps the two lists of
+//! versions equal. A migration that needs SQL of its own on one backend splits the standard set.
 
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::{DbConnection, StorageError};
 
-const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+/// PostgreSQL and SQLite.
+const STANDARD: EmbeddedMigrations = embed_migrations!("migrations/standard");
 const MYSQL: EmbeddedMigrations = embed_migrations!("migrations/mysql");
-const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// Applies every migration the database has not seen yet, oldest first, and returns the versions
 /// applied (none when the schema is current).
 pub fn run_pending(conn: &mut DbConnection) -> Result<Vec<String>, StorageError> {
     let backend = conn.backend();
     let applied = match conn {
-        DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES).map(versions),
+        DbConnection::Postgres(c) => c.run_pending_migrations(STANDARD).map(versions),
         DbConnection::Mysql(c) => c.run_pending_migrations(MYSQL).map(versions),
-        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE).map(versions),
+        DbConnection::Sqlite(c) => c.run_pending_migrations(STANDARD).map(versions),
     };
     applied.map_err(|e| StorageError::Migration {
         backend,
@@ -32,13 +33,13 @@ pub fn pending(conn: &mut DbConnection) -> Result<Vec<String>, StorageError> {
     let backend = conn.backend();
     let pending = match conn {
         DbConnection::Postgres(c) => c
-            .pending_migrations(POSTGRES)
+            .pending_migrations(STANDARD)
             .map(|m| m.iter().map(|m| m.name().version().to_string()).collect()),
         DbConnection::Mysql(c) => c
             .pending_migrations(MYSQL)
             .map(|m| m.iter().map(|m| m.name().version().to_string()).collect()),
         DbConnection::Sqlite(c) => c
-            .pending_migrations(SQLITE)
+            .pending_migrations(STANDARD)
             .map(|m| m.iter().map(|m| m.name().version().to_string()).collect()),
     };
     pending.map_err(|e| StorageError::Migration {
@@ -69,15 +70,14 @@ mod tests {
 
     #[test]
     fn every_backend_has_the_same_migrations() {
-        let postgres = names("postgres");
-        assert!(!postgres.is_empty());
-        assert_eq!(names("mysql"), postgres);
-        assert_eq!(names("sqlite"), postgres);
+        let standard = names("standard");
+        assert!(!standard.is_empty());
+        assert_eq!(names("mysql"), standard);
     }
 
     #[test]
     fn every_migration_can_be_reverted() {
-        for backend in ["postgres", "mysql", "sqlite"] {
+        for backend in ["standard", "mysql"] {
             for name in names(backend) {
                 let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
                     .join("migrations")

@@ -1,9 +1,8 @@
--- Grimnir Radio, initial schema (SQLite).
+-- Grimnir Radio, initial schema (PostgreSQL and SQLite: SQL both accept as written).
 --
--- Foreign keys are enforced because every connection turns on PRAGMA foreign_keys.
---
--- The same tables are created on every backend (see the sibling directories); only the column
--- types differ. Ids are UUIDs written as text and JSON documents are text, because the
+-- The same tables are created on MySQL/MariaDB (see `../../mysql`); only the column types
+-- differ there. SQLite enforces the foreign keys because every connection turns on
+-- PRAGMA foreign_keys. Ids are UUIDs written as text and JSON documents are text, because the
 -- server talks to all three databases through one diesel connection type that binds only the
 -- SQL types every backend shares. Times are UTC.
 
