@@ -450,42 +450,25 @@ struct Setting {
     alias: &'static str,
 }
 
-const CONFIG: Setting = Setting {
-    var: "GRIMNIR_CONFIG",
-    alias: "RLM_CONFIG",
-};
-const ENV: Setting = Setting {
-    var: "GRIMNIR_ENV",
-    alias: "RLM_ENV",
-};
-const DATA_DIR: Setting = Setting {
-    var: "GRIMNIR_DATA_DIR",
-    alias: "RLM_DATA_DIR",
-};
-const HTTP_LISTEN: Setting = Setting {
-    var: "GRIMNIR_HTTP_LISTEN",
-    alias: "RLM_HTTP_LISTEN",
-};
-const DATABASE_URL: Setting = Setting {
-    var: "GRIMNIR_DATABASE_URL",
-    alias: "RLM_DATABASE_URL",
-};
-const DATABASE_POOL_SIZE: Setting = Setting {
-    var: "GRIMNIR_DATABASE_POOL_SIZE",
-    alias: "RLM_DATABASE_POOL_SIZE",
-};
-const DATABASE_CONNECT_TIMEOUT: Setting = Setting {
-    var: "GRIMNIR_DATABASE_CONNECT_TIMEOUT_SECS",
-    alias: "RLM_DATABASE_CONNECT_TIMEOUT_SECS",
-};
-const LOG_FORMAT: Setting = Setting {
-    var: "GRIMNIR_LOG_FORMAT",
-    alias: "RLM_LOG_FORMAT",
-};
-const LOG_LEVEL: Setting = Setting {
-    var: "GRIMNIR_LOG_LEVEL",
-    alias: "RLM_LOG_LEVEL",
-};
+/// A setting named `GRIMNIR_<name>`, with the alias `RLM_<name>`.
+macro_rules! setting {
+    ($name:literal) => {
+        Setting {
+            var: concat!("GRIMNIR_", $name),
+            alias: concat!("RLM_", $name),
+        }
+    };
+}
+
+const CONFIG: Setting = setting!("CONFIG");
+const ENV: Setting = setting!("ENV");
+const DATA_DIR: Setting = setting!("DATA_DIR");
+const HTTP_LISTEN: Setting = setting!("HTTP_LISTEN");
+const DATABASE_URL: Setting = setting!("DATABASE_URL");
+const DATABASE_POOL_SIZE: Setting = setting!("DATABASE_POOL_SIZE");
+const DATABASE_CONNECT_TIMEOUT: Setting = setting!("DATABASE_CONNECT_TIMEOUT_SECS");
+const LOG_FORMAT: Setting = setting!("LOG_FORMAT");
+const LOG_LEVEL: Setting = setting!("LOG_LEVEL");
 
 /// Reads a setting from the environment and parses it, naming the variable on failure.
 fn env_value<T, E: fmt::Display>(
