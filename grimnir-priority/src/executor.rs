@@ -220,8 +220,8 @@ pub struct Executor {
     next_cue_id: u64,
     /// The hard start a re-sync run is heading for, while one is.
     resync_to: Option<DateTime<Utc>>,
-    /// The resume preloaded ahead of a priority source's known end: that end, and the item.
-    resume_preload: Option<(DateTime<Utc>, Item)>,
+    /// The known end of a priority source whose resume has been preloaded.
+    resume_preload: Option<DateTime<Utc>>,
     cause: Option<Reason>,
     position: Option<Millis>,
     buffer_depth: Option<u64>,
@@ -366,11 +366,7 @@ impl Executor {
             consider(t.until);
         }
         if let Some(end) = self.known_handback() {
-            if self
-                .resume_preload
-                .as_ref()
-                .is_none_or(|(at, _)| *at != end)
-            {
+            if self.resume_preload != Some(end) {
                 consider(minus(end, self.config.timing.preload_lead));
             }
         }
@@ -1066,12 +1062,7 @@ impl Executor {
         let Some(end) = self.known_handback() else {
             return;
         };
-        if minus(end, self.config.timing.preload_lead) > t
-            || self
-                .resume_preload
-                .as_ref()
-                .is_some_and(|(at, _)| *at == end)
-        {
+        if minus(end, self.config.timing.preload_lead) > t || self.resume_preload == Some(end) {
             return;
         }
         let mut ahead = self.clone();
@@ -1084,17 +1075,16 @@ impl Executor {
         ahead.resume(end);
         let Some(cue) = ahead.current.filter(|c| !c.fallback) else {
             // The fallback loop is always loaded.
-            self.resume_preload = Some((end, Item::Fallback));
+            self.resume_preload = Some(end);
             return;
         };
-        let item = cue.item();
         self.emit(Command::Preload {
             at: t,
-            item: item.clone(),
+            item: cue.item(),
             starts: end,
         });
         self.because(Reason::Preload);
-        self.resume_preload = Some((end, item));
+        self.resume_preload = Some(end);
     }
 
     /// Preloads cues `preload_lead` ahead and, `check_lead` ahead, commits them with a `Play` for
