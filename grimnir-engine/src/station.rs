@@ -477,8 +477,9 @@ impl Station {
         self.send(Command::Fade { id, at, seconds })
     }
 
-    /// Replaces the DSP graph: one of the same shape takes over without a click; a refused
-    /// graph is an error and the current one stays.
+    /// Replaces the DSP graph without a click: one of the same shape is applied in place, one
+    /// of another shape by a 100 ms crossfade from the running chain; a refused graph is an
+    /// error and the current one stays.
     pub fn set_graph(&self, graph: DspGraph) -> Result<(), EngineError> {
         graph.validate()?;
         self.dsp.set_graph(&graph)?;
