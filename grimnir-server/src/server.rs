@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::db::{Database, StorageError};
 use crate::http::{self, AppState, SHUTDOWN_GRACE};
+use crate::station_files;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,9 @@ pub enum ServeError {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// A station file is invalid, or could not be applied.
+    #[error(transparent)]
+    StationFile(#[from] crate::station_files::StationFileError),
     /// Serving failed.
     #[error("HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
@@ -73,6 +77,21 @@ pub async fn serve(
     if !applied.is_empty() {
         tracing::info!(applied = %applied.join(", "), "migrations applied");
     }
+    // Station files: every one must be valid to start; then changes are applied as they come.
+    let (watch_stop, watch_stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = match &config.stations_dir {
+        Some(dir) => {
+            let states = station_files::load_all(&db, dir).await?;
+            let watcher = station_files::Watcher::new(db.clone(), dir.clone(), states);
+            Some(tokio::spawn(watcher.run(
+                station_files::WATCH_INTERVAL,
+                async move {
+                    let _ = watch_stopped.await;
+                },
+            )))
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(config.http.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -88,6 +107,10 @@ pub async fn serve(
         SHUTDOWN_GRACE,
     )
     .await?;
+    let _ = watch_stop.send(());
+    if let Some(watcher) = watcher {
+        let _ = watcher.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
