@@ -12,6 +12,7 @@
 //! - [`http`]: an axum service with `/healthz` and `/readyz`, a request id on every request,
 //!   and graceful shutdown.
 //! - [`logging`]: `tracing` with readable lines in development and JSON lines in production.
+//! - [`plan`]: `grimnir plan`, the planner over a station's files.
 //! - [`server`]: what `grimnir serve` and `grimnir migrate` do.
 //! - [`station_files`]: declarative station files (station, mounts, DSP graph, failover),
 //!   validated with errors that name file, line and field, applied at start and again
@@ -54,6 +55,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod logging;
+pub mod plan;
 pub mod server;
 pub mod station_files;
 mod yaml_paths;
