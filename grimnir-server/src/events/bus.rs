@@ -606,13 +606,10 @@ impl EventBus {
             envelope,
             json: json.clone(),
         }));
-        let Link::Remote {
-            url, queue, is_up, ..
-        } = &self.inner.link
-        else {
+        let Link::Remote { url, queue, .. } = &self.inner.link else {
             return Ok(event_id);
         };
-        if !is_up.is_up() {
+        if !self.is_connected() {
             return Err(PublishError::Unavailable {
                 bus: url.to_string(),
                 event_id,

@@ -3,7 +3,7 @@
 //!
 //! Reconnection is ours: the redis crate's pub/sub and multiplexed connections do not
 //! reconnect, so each side runs a loop that connects, works until the connection fails, and
-//! tries again after a [`Backoff`] delay (100 ms doubling to 5 s). The subscriber pings every
+//! tries again after a [`Backoff`] delay (100 ms doubling to 5 s). Both sides ping every
 //! [`PING_EVERY`] so that a silent loss is noticed. Redis pub/sub delivers at most once.
 
 use std::sync::Arc;
@@ -97,7 +97,9 @@ async fn subscribe(client: redis::Client, pattern: String, shared: LinkShared, u
     }
 }
 
-/// Sends queued events on a multiplexed connection, reconnecting whenever a send fails.
+/// Sends queued events on a multiplexed connection, reconnecting whenever it fails. A send
+/// that failed for the connection's sake is tried once more on the next connection, so a brief
+/// outage loses nothing that was already queued.
 async fn publish(
     client: redis::Client,
     mut outgoing: mpsc::Receiver<Outgoing>,
@@ -109,6 +111,8 @@ async fn publish(
         .set_response_timeout(Some(SEND_TIMEOUT));
     let mut backoff = Backoff::new();
     let mut was_up = true;
+    // A message whose send failed with the connection, and whether it was retried already.
+    let mut pending: Option<(Outgoing, bool)> = None;
     loop {
         let mut connection: MultiplexedConnection = match client
             .get_multiplexed_async_connection_with_config(&config)
@@ -123,35 +127,55 @@ async fn publish(
         };
         backoff.reset();
         set(&shared.publisher_up, &shared, true);
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await; // the first tick is immediate
         loop {
-            let Some(Outgoing { subject, payload }) = outgoing.recv().await else {
-                return; // the bus is gone
+            let (message, retried) = match pending.take() {
+                Some(pending) => pending,
+                None => tokio::select! {
+                    message = outgoing.recv() => match message {
+                        Some(message) => (message, false),
+                        None => return, // the bus is gone
+                    },
+                    _ = ping.tick() => {
+                        let ping_command = redis::cmd("PING");
+                        let pong = ping_command.query_async::<redis::Value>(&mut connection);
+                        if matches!(tokio::time::timeout(SEND_TIMEOUT, pong).await, Ok(Ok(_))) {
+                            continue;
+                        }
+                        break;
+                    }
+                },
             };
             let sent = tokio::time::timeout(
                 SEND_TIMEOUT,
                 redis::cmd("PUBLISH")
-                    .arg(&subject)
-                    .arg(payload.as_ref())
+                    .arg(&message.subject)
+                    .arg(message.payload.as_ref())
                     .query_async::<i64>(&mut connection),
             )
             .await;
-            match sent {
-                Ok(Ok(_)) => metrics::event_bus_sent(),
+            let connection_failed = match sent {
+                Ok(Ok(_)) => {
+                    metrics::event_bus_sent();
+                    continue;
+                }
                 Ok(Err(e)) => {
-                    metrics::event_publish_failure("send");
                     tracing::debug!(error = %e, "event not sent to Redis");
-                    if e.is_unrecoverable_error()
+                    e.is_unrecoverable_error()
                         || e.is_io_error()
                         || e.is_connection_dropped()
                         || e.is_timeout()
-                    {
-                        break;
-                    }
                 }
-                Err(_) => {
-                    metrics::event_publish_failure("timeout");
-                    break;
-                }
+                Err(_) => true,
+            };
+            if connection_failed && !retried {
+                pending = Some((message, true));
+            } else {
+                metrics::event_publish_failure("send");
+            }
+            if connection_failed {
+                break;
             }
         }
         set(&shared.publisher_up, &shared, false);
