@@ -1,7 +1,7 @@
 //! Prometheus metrics with the names of SPEC.md "Observability & Reliability", served at
 //! `GET /metrics` in the text exposition format.
 //!
-//! Metrics go through the [`metrics`](::metrics) facade to a recorder that [`install`] sets up
+//! Metrics go through the `metrics` crate's facade to a recorder that [`install`] sets up
 //! once per process. Other parts of the server record through the helpers here, which keep the
 //! names and labels in one place:
 //!

@@ -419,12 +419,16 @@ impl UpCheck {
 #[derive(Debug)]
 enum Link {
     Memory,
-    Remote {
-        url: EventBusUrl,
-        queue: mpsc::Sender<Outgoing>,
-        is_up: UpCheck,
-        tasks: Vec<JoinHandle<()>>,
-    },
+    Remote(Box<RemoteLink>),
+}
+
+/// A NATS or Redis link: the queue its publisher task sends from, and its tasks.
+#[derive(Debug)]
+struct RemoteLink {
+    url: EventBusUrl,
+    queue: mpsc::Sender<Outgoing>,
+    is_up: UpCheck,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 #[derive(Debug)]
@@ -438,8 +442,8 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Link::Remote { tasks, .. } = &self.link {
-            for task in tasks {
+        if let Link::Remote(remote) = &self.link {
+            for task in &remote.tasks {
                 task.abort();
             }
         }
@@ -520,12 +524,12 @@ impl EventBus {
                 instance,
                 prefix: config.prefix.clone(),
                 local,
-                link: Link::Remote {
+                link: Link::Remote(Box::new(RemoteLink {
                     url: config.url.clone(),
                     queue,
                     is_up,
                     tasks,
-                },
+                })),
                 subscriber_up,
             }),
         })
@@ -547,8 +551,8 @@ impl EventBus {
     pub fn is_connected(&self) -> bool {
         match &self.inner.link {
             Link::Memory => true,
-            Link::Remote { is_up, .. } => {
-                is_up.is_up() && self.inner.subscriber_up.load(Ordering::Relaxed)
+            Link::Remote(remote) => {
+                remote.is_up.is_up() && self.inner.subscriber_up.load(Ordering::Relaxed)
             }
         }
     }
@@ -606,16 +610,17 @@ impl EventBus {
             envelope,
             json: json.clone(),
         }));
-        let Link::Remote { url, queue, .. } = &self.inner.link else {
+        let Link::Remote(remote) = &self.inner.link else {
             return Ok(event_id);
         };
         if !self.is_connected() {
             return Err(PublishError::Unavailable {
-                bus: url.to_string(),
+                bus: remote.url.to_string(),
                 event_id,
             });
         }
-        queue
+        remote
+            .queue
             .try_send(Outgoing {
                 subject,
                 payload: json,

@@ -119,19 +119,34 @@ fn filter_error(e: &FilterError) -> Response {
     error_response(status, code, e.to_string(), e.field())
 }
 
-/// The caller's filter within its scope, or the response refusing it.
-fn authorize(scope: Option<&EventScope>, query: Option<&str>) -> Result<EventFilter, Response> {
-    let Some(scope) = scope else {
-        return Err(error_response(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "authentication required".to_owned(),
-            None,
-        ));
-    };
+/// Why a stream request is refused.
+enum Refusal {
+    /// No [`EventScope`]: not authenticated.
+    Unauthenticated,
+    /// A filter that cannot be used or is outside the scope.
+    Filter(FilterError),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Unauthenticated => error_response(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "authentication required".to_owned(),
+                None,
+            ),
+            Refusal::Filter(e) => filter_error(&e),
+        }
+    }
+}
+
+/// The caller's filter within its scope.
+fn authorize(scope: Option<&EventScope>, query: Option<&str>) -> Result<EventFilter, Refusal> {
+    let scope = scope.ok_or(Refusal::Unauthenticated)?;
     EventFilter::from_query(query.unwrap_or(""))
         .and_then(|filter| filter.within(scope))
-        .map_err(|e| filter_error(&e))
+        .map_err(Refusal::Filter)
 }
 
 fn lagged_notice(missed: u64) -> String {
@@ -146,7 +161,7 @@ async fn websocket(
 ) -> Response {
     let filter = match authorize(scope.as_ref().map(|s| &s.0), query.as_deref()) {
         Ok(filter) => filter,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
@@ -214,7 +229,7 @@ async fn sse(
 ) -> Response {
     let filter = match authorize(scope.as_ref().map(|s| &s.0), query.as_deref()) {
         Ok(filter) => filter,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let subscription = streams.bus.subscribe();
     let open = OpenStream::new("sse", Vec::new());
