@@ -498,6 +498,38 @@ async fn a_client_that_falls_behind_is_told_what_it_missed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_client_that_falls_behind_is_told_what_it_missed() {
+    const EVENTS: u64 = 500;
+    let bus = EventBus::memory_with_buffer(16);
+    let instance = start(EventStreams::new(bus.clone()), EventScope::All).await;
+    let station = Uuid::new_v4();
+    let mut client = SseClient::connect(instance.addr, "").await;
+    for n in 0..EVENTS {
+        let _ = bus.publish(station, buffer_health(n)).unwrap();
+    }
+    let (mut delivered, mut missed) = (0, 0);
+    let mut last = None;
+    while delivered + missed < EVENTS {
+        let (name, _, data) = client
+            .next_event(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("stuck at {delivered} delivered + {missed} missed"));
+        if name == "lagged" {
+            assert_eq!(data["type"], "lagged");
+            missed += data["missed"].as_u64().unwrap();
+        } else {
+            assert_eq!(name, "buffer_health");
+            let n = data["data"]["dropouts"].as_u64().unwrap();
+            assert!(last.is_none_or(|last| n > last), "out of order");
+            last = Some(n);
+            delivered += 1;
+        }
+    }
+    assert_eq!(delivered + missed, EVENTS);
+    assert_eq!(last, Some(EVENTS - 1), "the newest event always arrives");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_delivers_filtered_events_with_names_ids_and_keep_alives() {
     let bus = EventBus::memory();
     let instance = start(
@@ -654,7 +686,17 @@ async fn nats_subjects_let_other_services_filter_by_station_and_type() {
     let subject = bus.subject(station, grimnir_server::events::EventType::NowPlaying);
     assert_eq!(subject, format!("{}.{station}.now_playing", config.prefix));
     let mut subscriber = outsider.subscribe(subject.clone()).await.unwrap();
-    outsider.flush().await.unwrap();
+    // A marker on the same connection comes back only once the server has the subscription
+    // (the client's flush is no round trip).
+    outsider
+        .publish(subject.clone(), "marker".into())
+        .await
+        .unwrap();
+    let marker = tokio::time::timeout(WAIT, subscriber.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&marker.payload[..], b"marker");
     let _ = bus.publish(station, buffer_health(0)).unwrap();
     let _ = bus
         .publish(Uuid::new_v4(), now_playing("other station"))

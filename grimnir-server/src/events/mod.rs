@@ -65,7 +65,9 @@
 //! Each event is published to `<prefix>.<station_id>.<type>` (prefix `grimnir.events` by
 //! default), as a NATS subject and as a Redis channel, so other services filter on the server:
 //! `grimnir.events.<station>.>` (NATS) or `PSUBSCRIBE grimnir.events.<station>.*` (Redis) for
-//! one station, `grimnir.events.*.now_playing` (NATS) for one type.
+//! one station, `grimnir.events.*.now_playing` (NATS) for one type. On NATS an instance also
+//! sends an empty message to `<prefix>._probe.<instance>` after subscribing, to learn when the
+//! server has its subscription; readers of `<prefix>.>` skip the `_probe` subjects.
 
 mod bus;
 pub mod filter;

@@ -7,6 +7,7 @@
 
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -56,29 +57,42 @@ pub(super) async fn start(
             url: redacted.clone(),
             reason: e.to_string(),
         })?;
-    let subscriber = tokio::spawn(subscribe(
-        client.clone(),
-        format!("{prefix}.>"),
-        shared,
-        redacted,
-    ));
+    let subscriber = tokio::spawn(subscribe(client.clone(), prefix.clone(), shared, redacted));
     let publisher = tokio::spawn(publish(client.clone(), outgoing));
     Ok((UpCheck::Nats(client), vec![subscriber, publisher]))
 }
 
 /// Subscribes to every event under the prefix and delivers them locally.
-async fn subscribe(client: async_nats::Client, subject: String, shared: LinkShared, url: String) {
+///
+/// The subscription counts as established when a probe this instance publishes on the same
+/// connection after subscribing comes back: the server handles a connection's messages in
+/// order. (The client's `flush` only empties the local write buffer; it is no round trip.)
+/// Probes go to `<prefix>._probe.<instance>`, which every instance skips.
+async fn subscribe(
+    client: async_nats::Client,
+    prefix: SubjectPrefix,
+    shared: LinkShared,
+    url: String,
+) {
+    let subject = format!("{prefix}.>");
+    let probes = format!("{prefix}._probe.");
+    let probe = format!("{probes}{}", shared.instance);
     let mut backoff = Backoff::new();
     loop {
         match client.subscribe(subject.clone()).await {
             Ok(mut subscriber) => {
-                // The flush's round trip means the server has the subscription (once connected).
-                if client.flush().await.is_ok() {
-                    shared.subscriber_up.store(true, Ordering::Relaxed);
-                    shared.set_up();
-                    backoff.reset();
+                if let Err(e) = client.publish(probe.clone(), Bytes::new()).await {
+                    tracing::debug!(error = %e, "cannot send the subscription probe");
                 }
                 while let Some(message) = subscriber.next().await {
+                    if message.subject.as_str().starts_with(&probes) {
+                        if message.subject.as_str() == probe {
+                            shared.subscriber_up.store(true, Ordering::Relaxed);
+                            shared.set_up();
+                            backoff.reset();
+                        }
+                        continue;
+                    }
                     shared.deliver_remote(message.payload);
                 }
                 // The client only ends a subscription when it is closed for good.

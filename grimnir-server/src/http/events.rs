@@ -183,29 +183,29 @@ async fn run_websocket(
     let mut ping = tokio::time::interval(streams.keep_alive);
     ping.tick().await; // the first tick is immediate
     loop {
-        let message = tokio::select! {
+        // The frame to send, and whether it is an event (not a ping or a notice).
+        let (message, is_event) = tokio::select! {
             incoming = socket.recv() => match incoming {
                 // Pings are answered by the library; anything else from the client is ignored.
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                 Some(Ok(_)) => continue,
             },
-            _ = ping.tick() => Message::Ping(Default::default()),
+            _ = ping.tick() => (Message::Ping(Default::default()), false),
             received = subscription.recv() => match received {
                 Ok(delivery) if filter.matches(delivery.envelope()) => {
                     match Utf8Bytes::try_from(delivery.json_bytes().clone()) {
-                        Ok(text) => Message::Text(text),
+                        Ok(text) => (Message::Text(text), true),
                         Err(_) => continue,
                     }
                 }
                 Ok(_) => continue,
                 Err(RecvError::Lagged(missed)) => {
                     metrics::event_lagged("websocket", missed);
-                    Message::Text(lagged_notice(missed).into())
+                    (Message::Text(lagged_notice(missed).into()), false)
                 }
                 Err(RecvError::Closed) => return,
             },
         };
-        let is_event = matches!(message, Message::Text(_));
         match tokio::time::timeout(streams.send_timeout, socket.send(message)).await {
             Ok(Ok(())) => {
                 if is_event {
