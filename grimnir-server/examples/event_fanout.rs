@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use grimnir_server::events::{Event, EventBus, EventBusConfig, EventScope, NowPlaying};
 use grimnir_server::http::events::{self as streams, EventStreams};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 
 struct Options {
@@ -62,14 +63,33 @@ struct ClientReport {
     missed: u64,
 }
 
+/// The value of the first `"field":"…"` string in `json`: cheaper than parsing the whole
+/// event, so that the clients' own work weighs less in the figures.
+fn string_field<'a>(json: &'a str, field: &str) -> Option<&'a str> {
+    let key = format!("\"{field}\":\"");
+    let start = json.find(&key)? + key.len();
+    let len = json[start..].find('"')?;
+    Some(&json[start..start + len])
+}
+
 async fn client(
     addr: SocketAddr,
     events: usize,
     deadline: tokio::time::Instant,
+    connected: tokio::sync::mpsc::Sender<()>,
 ) -> anyhow::Result<ClientReport> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/events"))
-        .await
-        .context("WebSocket connect (is `ulimit -n` high enough?)")?;
+    // tungstenite zero-fills its whole read buffer on every read: keep it near an event's size.
+    let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(
+        format!("ws://{addr}/api/v1/events"),
+        Some(config),
+        false,
+    )
+    .await
+    .context("WebSocket connect (is `ulimit -n` high enough?)")?;
+    // The server subscribed this client before it answered the handshake.
+    let _ = connected.send(()).await;
+    drop(connected);
     let mut report = ClientReport {
         latencies_us: Vec::with_capacity(events),
         missed: 0,
@@ -82,12 +102,13 @@ async fn client(
             continue;
         };
         let arrived = Utc::now();
-        let value: serde_json::Value = serde_json::from_str(&text)?;
-        if value["type"] == "lagged" {
+        if string_field(&text, "type") == Some("lagged") {
+            let value: serde_json::Value = serde_json::from_str(&text)?;
             report.missed += value["missed"].as_u64().unwrap_or(0);
             continue;
         }
-        let sent: chrono::DateTime<Utc> = value["time"].as_str().context("no time")?.parse()?;
+        let sent: chrono::DateTime<Utc> =
+            string_field(&text, "time").context("no time")?.parse()?;
         let latency = (arrived - sent).num_microseconds().unwrap_or(i64::MAX);
         report
             .latencies_us
@@ -128,17 +149,34 @@ async fn main() -> anyhow::Result<()> {
     let run_for = Duration::from_secs_f64(options.events as f64 / f64::from(options.rate));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60) + run_for;
     let mut clients = Vec::with_capacity(options.clients);
+    let (connected_tx, mut connected) = tokio::sync::mpsc::channel(options.clients);
     for wave in (0..options.clients).collect::<Vec<_>>().chunks(100) {
         for _ in wave {
-            clients.push(tokio::spawn(client(addr, options.events, deadline)));
+            clients.push(tokio::spawn(client(
+                addr,
+                options.events,
+                deadline,
+                connected_tx.clone(),
+            )));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Each handler subscribes before answering the upgrade, so a settled server has every
-    // client subscribed; give the last handshakes a moment.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(connected_tx);
+    // Every client connected (and so subscribed), or failed.
+    let mut ready = 0;
+    while tokio::time::timeout(Duration::from_secs(30), connected.recv())
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        ready += 1;
+    }
+    if ready < options.clients {
+        eprintln!("only {ready} of {} clients connected", options.clients);
+    }
     println!(
-        "{} clients connecting for {:.2} s; publishing {} events at {}/s on {}",
+        "{} clients connected in {:.2} s; publishing {} events at {}/s on {}",
         options.clients,
         connecting.elapsed().as_secs_f64(),
         options.events,
