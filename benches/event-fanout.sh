@@ -6,8 +6,9 @@
 # Builds grimnir-server's `event_fanout` example in release and runs it twice: with 100 clients
 # (SPEC.md's floor: p95 under 100 ms) and with CLIENTS (default 1000; the target: p99 under
 # 10 ms), each receiving 200 `now_playing` events published at 50 a second. BUS is `memory`
-# (default), `nats://127.0.0.1:4222` or `redis://127.0.0.1:6379`. Server, publisher and clients
-# share one process on loopback, so the figures include the clients' own work.
+# (default), `nats://127.0.0.1:4222` or `redis://127.0.0.1:6379`; with a bus the publisher is a
+# second instance, so every event crosses it. Server, publisher and clients share one process
+# on loopback, so the figures include the clients' own work.
 set -euo pipefail
 
 CLIENTS="${1:-1000}"

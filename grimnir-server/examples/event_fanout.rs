@@ -3,7 +3,8 @@
 //! envelope's `time`, stamped at publish, to the frame's arrival), as p50/p95/p99/max.
 //!
 //! Server, publisher and clients share this process and its cores, so the figures include the
-//! clients' own work. Run it through `benches/event-fanout.sh`, which builds it optimized and
+//! clients' own work. With `--bus nats://…` or `--bus redis://…` the publisher is a second
+//! instance with a bus connection of its own, so every event crosses the bus. Run it through `benches/event-fanout.sh`, which builds it optimized and
 //! raises the open-file limit first.
 //!
 //! ```text
@@ -18,7 +19,9 @@ use anyhow::{Context, bail};
 use axum::{Extension, Router};
 use chrono::Utc;
 use futures_util::StreamExt;
-use grimnir_server::events::{Event, EventBus, EventBusConfig, EventScope, NowPlaying};
+use grimnir_server::events::{
+    Event, EventBus, EventBusConfig, EventBusUrl, EventScope, NowPlaying,
+};
 use grimnir_server::http::events::{self as streams, EventStreams};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -134,8 +137,15 @@ async fn main() -> anyhow::Result<()> {
         ..EventBusConfig::default()
     };
     let bus = EventBus::connect(&config).await?;
-    if !bus.wait_connected(Duration::from_secs(10)).await {
-        bail!("the event bus {} did not connect", config.url);
+    // With NATS or Redis the publisher is a second instance, so events cross the bus.
+    let publisher = match config.url {
+        EventBusUrl::Memory => bus.clone(),
+        _ => EventBus::connect(&config).await?,
+    };
+    for b in [&bus, &publisher] {
+        if !b.wait_connected(Duration::from_secs(10)).await {
+            bail!("the event bus {} did not connect", config.url);
+        }
     }
     let app = Router::new()
         .nest("/api/v1", streams::router(EventStreams::new(bus.clone())))
@@ -198,7 +208,7 @@ async fn main() -> anyhow::Result<()> {
             started_at: Utc::now(),
             duration_ms: Some(180_000),
         });
-        if bus.publish(station, event).is_err() {
+        if publisher.publish(station, event).is_err() {
             publish_failures += 1;
         }
     }

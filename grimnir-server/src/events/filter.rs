@@ -278,6 +278,39 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_query_parses_or_names_a_field(query in ".*") {
+            // Never panics; a refusal other than malformed encoding names its parameter.
+            if let Err(e) = EventFilter::from_query(&query) {
+                proptest::prop_assert!(
+                    e.field().is_some() || matches!(e, FilterError::Malformed(_))
+                );
+            }
+        }
+
+        #[test]
+        fn listed_stations_and_types_are_exactly_what_passes(
+            stations in proptest::collection::vec(proptest::num::u128::ANY, 1..5),
+            types in proptest::sample::subsequence(EventType::ALL.to_vec(), 1..7),
+            probe in proptest::num::u128::ANY,
+        ) {
+            let query = format!(
+                "station={}&types={}",
+                stations.iter().map(|s| Uuid::from_u128(*s).to_string()).collect::<Vec<_>>().join(","),
+                types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
+            );
+            let filter = EventFilter::from_query(&query).unwrap();
+            for station in stations.iter().copied().chain([probe]) {
+                let envelope = buffer(&Uuid::from_u128(station).to_string());
+                proptest::prop_assert_eq!(
+                    filter.matches(&envelope),
+                    stations.contains(&station) && types.contains(&EventType::BufferHealth)
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_scope_narrows_and_refuses_what_it_does_not_cover() {
         let scope = EventScope::Stations(vec![id(A), id(B)]);
