@@ -28,7 +28,7 @@ pub enum EventBusUrl {
     Memory,
     /// `nats://host:port` (also `tls://`, and `user:password@` or `token@` in the authority).
     Nats(String),
-    /// `redis://host:port[/db]` or `rediss://…`.
+    /// `redis://host:port[/db]` (with `:password@` or `user:password@` in the authority).
     Redis(String),
 }
 
@@ -60,7 +60,12 @@ impl FromStr for EventBusUrl {
         }
         match scheme.to_ascii_lowercase().as_str() {
             "nats" | "tls" => Ok(EventBusUrl::Nats(s.to_owned())),
-            "redis" | "rediss" => Ok(EventBusUrl::Redis(s.to_owned())),
+            "redis" => Ok(EventBusUrl::Redis(s.to_owned())),
+            "rediss" => Err(BusUrlError {
+                reason: "Redis over TLS (`rediss://`) is not built in; use `redis://` on a \
+                         trusted network or NATS over TLS (`tls://`)"
+                    .to_owned(),
+            }),
             other => Err(BusUrlError {
                 reason: format!(
                     "unknown event bus URL scheme {other:?}; expected `memory`, `nats://` or `redis://`"
@@ -669,7 +674,14 @@ mod tests {
         assert!(!format!("{redis:?}").contains("s3cret"));
         let nats: EventBusUrl = "nats://dj:pw@10.0.0.1:4222".parse().unwrap();
         assert_eq!(nats.to_string(), "nats://dj:***@10.0.0.1:4222");
-        for bad in ["kafka://x:1", "127.0.0.1:4222", "nats://", "redis:///x", ""] {
+        for bad in [
+            "kafka://x:1",
+            "127.0.0.1:4222",
+            "nats://",
+            "redis:///x",
+            "rediss://h:6380",
+            "",
+        ] {
             assert!(bad.parse::<EventBusUrl>().is_err(), "{bad}");
         }
     }

@@ -510,9 +510,10 @@ mod tests {
             let text = serde_json::to_string(&metrics).unwrap();
             let back: LoudnessMetrics = serde_json::from_str(&text).unwrap();
             // serde_json writes the shortest exact form but, without its `float_roundtrip`
-            // feature, may read the last bit back differently; the forwarded text is exact.
+            // feature, may read the last bit back differently (subnormals included); the
+            // forwarded text is exact.
             let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
-                (Some(a), Some(b)) => (a - b).abs() <= a.abs() * 1e-15,
+                (Some(a), Some(b)) => (a - b).abs() <= a.abs() * 1e-15 + f64::MIN_POSITIVE,
                 (None, None) => true,
                 _ => false,
             };
