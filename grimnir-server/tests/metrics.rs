@@ -9,8 +9,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use axum::{Extension, Router};
+use futures_util::StreamExt;
 use grimnir_server::db::{Database, DatabaseUrl, PoolOptions};
-use grimnir_server::events::{EventBus, EventScope};
+use grimnir_server::events::{BufferHealth, Event, EventBus, EventScope};
+use grimnir_server::http::events::{self as streams, EventStreams};
 use grimnir_server::http::{self, AppState};
 use grimnir_server::metrics;
 use tower::ServiceExt;
@@ -183,4 +185,107 @@ async fn metrics_carry_the_spec_names_and_count_requests_by_route_template() {
             "{name}"
         );
     }
+}
+
+/// The metrics once `done` holds of them, or as they are after a second.
+async fn settled(render: &impl Fn() -> String, done: impl Fn(&str) -> bool) -> String {
+    let mut text = render();
+    for _ in 0..100 {
+        if done(&text) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        text = render();
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_counted() {
+    metrics::install().unwrap();
+    let bus = EventBus::memory_with_buffer(16);
+    let app = Router::new()
+        .nest("/api/v1", streams::router(EventStreams::new(bus.clone())))
+        .layer(Extension(EventScope::All));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let render = || metrics::render().unwrap();
+    let open = |text: &str, event_type: &str| {
+        sample(
+            text,
+            &format!(r#"grimnir_api_active_websockets{{event_type="{event_type}"}}"#),
+        )
+        .unwrap_or(0.0)
+    };
+    let lagged = |text: &str| {
+        sample(
+            text,
+            r#"grimnir_events_lagged_total{transport="websocket"}"#,
+        )
+        .unwrap_or(0.0)
+    };
+    let published = |text: &str| {
+        sample(
+            text,
+            r#"grimnir_events_published_total{event_type="buffer_health"}"#,
+        )
+        .unwrap_or(0.0)
+    };
+    let before = render();
+
+    let url = format!("ws://{addr}/api/v1/events?types=buffer_health,silence_detected");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    // The server's stream task starts right after the handshake.
+    let during = settled(&render, |text| {
+        open(text, "buffer_health") == open(&before, "buffer_health") + 1.0
+    })
+    .await;
+    assert_eq!(
+        open(&during, "buffer_health"),
+        open(&before, "buffer_health") + 1.0
+    );
+    assert_eq!(
+        open(&during, "silence_detected"),
+        open(&before, "silence_detected") + 1.0
+    );
+    assert_eq!(open(&during, "now_playing"), open(&before, "now_playing"));
+
+    // 100 events into a buffer of 16 before the client reads: it lags, and that is counted.
+    let station = Uuid::new_v4();
+    for dropouts in 0..100 {
+        let event = Event::BufferHealth(BufferHealth {
+            depth_samples: 1,
+            sample_rate: 48_000,
+            dropouts,
+        });
+        let _ = bus.publish(station, event).unwrap();
+    }
+    let mut seen = 0;
+    while seen < 100 {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let text = message.into_text().unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        seen += value["missed"].as_u64().unwrap_or(1);
+    }
+    let after_lag = render();
+    assert!(published(&after_lag) >= published(&before) + 100.0);
+    assert!(lagged(&after_lag) > lagged(&before), "{after_lag}");
+
+    socket.close(None).await.unwrap();
+    while socket.next().await.is_some() {}
+    // The server's stream task ends right after the close handshake.
+    let closed = settled(&render, |text| {
+        open(text, "buffer_health") == open(&before, "buffer_health")
+    })
+    .await;
+    assert_eq!(
+        open(&closed, "buffer_health"),
+        open(&before, "buffer_health")
+    );
+    server.abort();
 }
