@@ -883,8 +883,10 @@ async fn the_bus_comes_back(url: &str, default_port: u16) {
     };
     let bus_a = connected(&config_a).await;
     let bus_b = connected(&config_b).await;
+    let a = start(EventStreams::new(bus_a.clone()), EventScope::All).await;
     let b = start(EventStreams::new(bus_b.clone()), EventScope::All).await;
     let station = Uuid::new_v4();
+    let mut ws_a = ws(a.addr, &format!("?station={station}")).await;
     let mut ws_b = ws(b.addr, &format!("?station={station}")).await;
     let id = bus_a.publish(station, now_playing("before")).unwrap();
     assert_eq!(
@@ -915,6 +917,30 @@ async fn the_bus_comes_back(url: &str, default_port: u16) {
         id.to_string(),
         "the event during the outage never left A"
     );
+    // A is subscribed again: B's events reach it.
+    let back = bus_b.publish(station, silence()).unwrap();
+    assert_eq!(
+        ws_next(&mut ws_b, WAIT).await.unwrap()["id"],
+        back.to_string()
+    );
+    // A's own socket: what A published before, during and after the outage (its own events
+    // never depend on the bus), then B's event, each once.
+    let seen: Vec<Value> = [
+        ws_next(&mut ws_a, WAIT).await,
+        ws_next(&mut ws_a, WAIT).await,
+        ws_next(&mut ws_a, WAIT).await,
+        ws_next(&mut ws_a, WAIT).await,
+    ]
+    .into_iter()
+    .map(|v| v.expect("A's socket missed an event"))
+    .collect();
+    let titles: Vec<&str> = seen[..3]
+        .iter()
+        .map(|v| v["data"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["before", "during", "after"]);
+    assert_eq!(seen[3]["id"], back.to_string());
+    assert!(ws_next(&mut ws_a, QUIET).await.is_none());
     assert!(ws_next(&mut ws_b, QUIET).await.is_none());
 }
 

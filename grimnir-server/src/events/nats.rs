@@ -2,14 +2,15 @@
 //!
 //! Reconnection is the client library's (async-nats): it connects in the background, retries
 //! without limit with our [`Backoff`] delays (100 ms doubling to 5 s), and re-subscribes after
-//! a reconnection. Core NATS delivers at most once; JetStream is not used, as events are live
+//! a reconnection; we probe the subscription again after each (re)connection. Core NATS delivers at most once; JetStream is not used, as events are live
 //! telemetry with no value once stale.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use super::bus::{
@@ -27,6 +28,8 @@ pub(super) async fn start(
     let redacted = super::EventBusUrl::Nats(url.to_owned()).to_string();
     let events_shared = shared.clone();
     let events_url = redacted.clone();
+    let reprobe = Arc::new(Notify::new());
+    let events_reprobe = reprobe.clone();
     let client = async_nats::ConnectOptions::new()
         .name("grimnir-server")
         .retry_on_initial_connect()
@@ -36,14 +39,19 @@ pub(super) async fn start(
         .event_callback(move |event| {
             let shared = events_shared.clone();
             let url = events_url.clone();
+            let reprobe = events_reprobe.clone();
             async move {
                 match event {
                     async_nats::Event::Connected => {
                         shared.publisher_up.store(true, Ordering::Relaxed);
+                        // The library re-sends the subscription first; a probe tells when the
+                        // server has it.
+                        reprobe.notify_one();
                         tracing::info!(bus = %url, "event bus connected");
                     }
                     async_nats::Event::Disconnected | async_nats::Event::Closed => {
                         shared.publisher_up.store(false, Ordering::Relaxed);
+                        shared.subscriber_up.store(false, Ordering::Relaxed);
                         tracing::warn!(bus = %url, "event bus connection lost; reconnecting");
                     }
                     other => tracing::debug!(bus = %url, event = %other, "event bus"),
@@ -57,7 +65,13 @@ pub(super) async fn start(
             url: redacted.clone(),
             reason: e.to_string(),
         })?;
-    let subscriber = tokio::spawn(subscribe(client.clone(), prefix.clone(), shared, redacted));
+    let subscriber = tokio::spawn(subscribe(
+        client.clone(),
+        prefix.clone(),
+        shared,
+        reprobe,
+        redacted,
+    ));
     let publisher = tokio::spawn(publish(client.clone(), outgoing));
     Ok((UpCheck::Nats(client), vec![subscriber, publisher]))
 }
@@ -67,11 +81,13 @@ pub(super) async fn start(
 /// The subscription counts as established when a probe this instance publishes on the same
 /// connection after subscribing comes back: the server handles a connection's messages in
 /// order. (The client's `flush` only empties the local write buffer; it is no round trip.)
-/// Probes go to `<prefix>._probe.<instance>`, which every instance skips.
+/// Probes go to `<prefix>._probe.<instance>`, which every instance skips. `reprobe` asks for
+/// another probe after a reconnection.
 async fn subscribe(
     client: async_nats::Client,
     prefix: SubjectPrefix,
     shared: LinkShared,
+    reprobe: Arc<Notify>,
     url: String,
 ) {
     let subject = format!("{prefix}.>");
@@ -81,10 +97,18 @@ async fn subscribe(
     loop {
         match client.subscribe(subject.clone()).await {
             Ok(mut subscriber) => {
-                if let Err(e) = client.publish(probe.clone(), Bytes::new()).await {
-                    tracing::debug!(error = %e, "cannot send the subscription probe");
-                }
-                while let Some(message) = subscriber.next().await {
+                send_probe(&client, &probe).await;
+                loop {
+                    let message = tokio::select! {
+                        message = subscriber.next() => match message {
+                            Some(message) => message,
+                            None => break,
+                        },
+                        () = reprobe.notified() => {
+                            send_probe(&client, &probe).await;
+                            continue;
+                        }
+                    };
                     if message.subject.as_str().starts_with(&probes) {
                         if message.subject.as_str() == probe {
                             shared.subscriber_up.store(true, Ordering::Relaxed);
@@ -105,6 +129,12 @@ async fn subscribe(
             }
         }
         tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+async fn send_probe(client: &async_nats::Client, probe: &str) {
+    if let Err(e) = client.publish(probe.to_owned(), Bytes::new()).await {
+        tracing::debug!(error = %e, "cannot send the subscription probe");
     }
 }
 
