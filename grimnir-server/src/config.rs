@@ -15,6 +15,9 @@
 //! | `database.connect_timeout_secs` | `GRIMNIR_DATABASE_CONNECT_TIMEOUT_SECS` | `RLM_DATABASE_CONNECT_TIMEOUT_SECS` | `5` |
 //! | `log.format` | `GRIMNIR_LOG_FORMAT` | `RLM_LOG_FORMAT` | `pretty` in development, `json` in production |
 //! | `log.level` | `GRIMNIR_LOG_LEVEL` | `RLM_LOG_LEVEL` | `info` |
+//! | `event_bus.url` | `GRIMNIR_EVENT_BUS` | `RLM_EVENT_BUS` | `memory`; or `nats://host:4222`, `redis://host:6379` |
+//! | `event_bus.prefix` | `GRIMNIR_EVENT_BUS_PREFIX` | `RLM_EVENT_BUS_PREFIX` | `grimnir.events` |
+//! | `event_bus.buffer` | `GRIMNIR_EVENT_BUS_BUFFER` | `RLM_EVENT_BUS_BUFFER` | `1024` (16–65536) |
 //!
 //! A variable overrides the file. When both a `GRIMNIR_*` variable and its `RLM_*` alias are
 //! set, the `GRIMNIR_*` one wins and [`Config::load`] returns a [`ConfigWarning`] saying so.
@@ -45,6 +48,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::db::{DatabaseUrl, PoolOptions};
+use crate::events::{BUFFER_RANGE, EventBusConfig, EventBusUrl, SubjectPrefix};
 
 /// Whether the server runs for development or production.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -145,6 +149,26 @@ impl TryFrom<u64> for TimeoutSecs {
     }
 }
 
+/// A subscriber's buffer of events, within [`BUFFER_RANGE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+struct BusBuffer(usize);
+
+impl TryFrom<u64> for BusBuffer {
+    type Error = String;
+
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        match usize::try_from(n) {
+            Ok(n) if BUFFER_RANGE.contains(&n) => Ok(BusBuffer(n)),
+            _ => Err(format!(
+                "{n} is not between {} and {}",
+                BUFFER_RANGE.start(),
+                BUFFER_RANGE.end()
+            )),
+        }
+    }
+}
+
 /// Deserializes through `FromStr`, so the file and the environment share one parser.
 fn from_str_field<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
@@ -172,6 +196,8 @@ struct FileConfig {
     database: FileDatabase,
     #[serde(default)]
     log: FileLog,
+    #[serde(default)]
+    event_bus: FileEventBus,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -199,6 +225,17 @@ struct FileLog {
     format: Option<LogFormat>,
     #[serde(default, deserialize_with = "from_str_field")]
     level: Option<LogLevel>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEventBus {
+    #[serde(default, deserialize_with = "from_str_field")]
+    url: Option<EventBusUrl>,
+    #[serde(default, deserialize_with = "from_str_field")]
+    prefix: Option<SubjectPrefix>,
+    #[serde(default)]
+    buffer: Option<BusBuffer>,
 }
 
 /// The HTTP listener.
@@ -254,6 +291,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The event bus.
+    pub event_bus: EventBusConfig,
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
 }
@@ -278,6 +317,7 @@ impl Default for Config {
                 format: LogFormat::Pretty,
                 level: LogLevel("info".to_owned()),
             },
+            event_bus: EventBusConfig::default(),
             file: None,
         }
     }
@@ -476,6 +516,9 @@ const DATABASE_POOL_SIZE: Setting = setting!("DATABASE_POOL_SIZE");
 const DATABASE_CONNECT_TIMEOUT: Setting = setting!("DATABASE_CONNECT_TIMEOUT_SECS");
 const LOG_FORMAT: Setting = setting!("LOG_FORMAT");
 const LOG_LEVEL: Setting = setting!("LOG_LEVEL");
+const EVENT_BUS: Setting = setting!("EVENT_BUS");
+const EVENT_BUS_PREFIX: Setting = setting!("EVENT_BUS_PREFIX");
+const EVENT_BUS_BUFFER: Setting = setting!("EVENT_BUS_BUFFER");
 
 /// Reads a setting from the environment and parses it, naming the variable on failure.
 fn env_value<T, E: fmt::Display>(
@@ -566,6 +609,15 @@ impl Config {
         let level = env_value(env, &LOG_LEVEL, &mut warnings, str::parse)?
             .or(parsed.log.level)
             .unwrap_or(defaults.log.level);
+        let bus_url = env_value(env, &EVENT_BUS, &mut warnings, str::parse::<EventBusUrl>)?
+            .or(parsed.event_bus.url)
+            .unwrap_or(defaults.event_bus.url);
+        let bus_prefix = env_value(env, &EVENT_BUS_PREFIX, &mut warnings, str::parse)?
+            .or(parsed.event_bus.prefix)
+            .unwrap_or(defaults.event_bus.prefix);
+        let bus_buffer = env_value(env, &EVENT_BUS_BUFFER, &mut warnings, parse_u64)?
+            .or(parsed.event_bus.buffer)
+            .map_or(defaults.event_bus.buffer, |BusBuffer(n)| n);
 
         let config = Config {
             environment,
@@ -578,6 +630,11 @@ impl Config {
                 connect_timeout,
             },
             log: LogConfig { format, level },
+            event_bus: EventBusConfig {
+                url: bus_url,
+                prefix: bus_prefix,
+                buffer: bus_buffer,
+            },
             file,
         };
         Ok((config, warnings))
@@ -846,6 +903,21 @@ mod tests {
             ),
             ("GRIMNIR_HTTP_LISTEN", "8080", "not an address and port"),
             ("GRIMNIR_LOG_LEVEL", "info,=,[", "not a log filter"),
+            (
+                "GRIMNIR_EVENT_BUS",
+                "kafka://x:1",
+                "unknown event bus URL scheme",
+            ),
+            (
+                "RLM_EVENT_BUS_PREFIX",
+                "a.*",
+                "expected dot-separated tokens",
+            ),
+            (
+                "GRIMNIR_EVENT_BUS_BUFFER",
+                "8",
+                "8 is not between 16 and 65536",
+            ),
         ];
         for (var, value, reason) in cases {
             let env = EnvVars::from_pairs([(var, value)]);
@@ -861,6 +933,38 @@ mod tests {
                 other => panic!("{var}={value}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_event_bus_comes_from_file_or_environment() {
+        let (config, _) = Config::load(None, &EnvVars::default()).unwrap();
+        assert_eq!(config.event_bus, EventBusConfig::default());
+        assert_eq!(config.event_bus.url, EventBusUrl::Memory);
+        let parsed = parse_file(
+            Path::new("x.yaml"),
+            "event_bus:\n  url: nats://127.0.0.1:4222\n  prefix: radio.events\n  buffer: 64\n",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.event_bus.url,
+            Some(EventBusUrl::Nats("nats://127.0.0.1:4222".to_owned()))
+        );
+        assert_eq!(parsed.event_bus.buffer, Some(BusBuffer(64)));
+        let env = EnvVars::from_pairs([
+            ("RLM_EVENT_BUS", "redis://127.0.0.1:6379"),
+            ("GRIMNIR_EVENT_BUS_BUFFER", "4096"),
+        ]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(
+            config.event_bus.url,
+            EventBusUrl::Redis("redis://127.0.0.1:6379".to_owned())
+        );
+        assert_eq!(config.event_bus.buffer, 4096);
+        let err = file_error("event_bus:\n  url: udp://x\n");
+        let ConfigError::File { field, line, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!((field.as_str(), *line), ("event_bus.url", Some(2)));
     }
 
     #[test]

@@ -9,17 +9,20 @@
 //! - [`db`]: storage through diesel on SQLite (the default, a file under `./data`), PostgreSQL
 //!   or MySQL/MariaDB, chosen by the database URL; the full schema of the data model in embedded
 //!   migrations per backend; a repository for stations.
-//! - [`http`]: an axum service with `/healthz` and `/readyz`, a request id on every request,
-//!   and graceful shutdown.
+//! - [`events`]: the real-time event stream: the seven event types and their JSON wire format,
+//!   and the [`events::EventBus`] that carries them in process or across instances over NATS
+//!   or Redis.
+//! - [`http`]: an axum service with `/healthz`, `/readyz`, `/metrics` and the event stream
+//!   (WebSocket and SSE), a request id on every request, and graceful shutdown.
 //! - [`logging`]: `tracing` with readable lines in development and JSON lines in production.
 //! - [`plan`]: `grimnir plan`, the planner over a station's files.
+//! - [`metrics`]: Prometheus metrics with the SPEC.md names, and the helpers that record them.
 //! - [`server`]: what `grimnir serve` and `grimnir migrate` do.
 //! - [`station_files`]: declarative station files (station, mounts, DSP graph, failover),
 //!   validated with errors that name file, line and field, applied at start and again
 //!   whenever one changes.
 //!
-//! The REST API, authentication, the event bus, metrics and the executor pool come next; the
-//! crate's README lists them.
+//! The REST API, authentication and the executor pool come next; the crate's README lists them.
 //!
 //! # Example
 //!
@@ -53,8 +56,10 @@
 
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod plan;
 pub mod server;
 pub mod station_files;

@@ -3,11 +3,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::db::{Database, StorageError};
+use crate::events::{BusError, EventBus};
 use crate::http::{self, AppState, SHUTDOWN_GRACE};
 use crate::station_files;
 
@@ -37,6 +39,9 @@ pub enum ServeError {
     /// A station file is invalid, or could not be applied.
     #[error(transparent)]
     StationFile(#[from] crate::station_files::StationFileError),
+    /// The event bus could not be set up (a bad URL; an unreachable server is not an error).
+    #[error(transparent)]
+    EventBus(#[from] BusError),
     /// Serving failed.
     #[error("HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
@@ -65,13 +70,23 @@ pub async fn migrate(config: &Config) -> Result<Vec<String>, ServeError> {
     Ok(applied)
 }
 
-/// Runs the server until `shutdown` completes: opens the database, applies pending migrations,
+/// Runs the server until `shutdown` completes: installs the metrics recorder, opens the
+/// database, applies pending migrations, sets up the event bus (connecting in the background),
 /// listens on `http.listen` and serves, then drains requests in flight for up to
 /// [`SHUTDOWN_GRACE`].
 pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // Metrics are an aid, not a reason to refuse service: an embedding program may have
+    // installed a recorder of its own.
+    let upkeep = match crate::metrics::install() {
+        Ok(handle) => Some(crate::metrics::spawn_upkeep(handle, Duration::from_secs(5))),
+        Err(e) => {
+            tracing::warn!(error = %e, "serving without /metrics");
+            None
+        }
+    };
     let db = open_storage(config).await?;
     let applied = db.migrate().await?;
     if !applied.is_empty() {
@@ -92,6 +107,7 @@ pub async fn serve(
         }
         None => None,
     };
+    let events = EventBus::connect(&config.event_bus).await?;
     let listener = TcpListener::bind(config.http.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -102,7 +118,7 @@ pub async fn serve(
     tracing::info!(%address, "listening");
     http::serve(
         listener,
-        http::router(AppState { db }),
+        http::router(AppState { db, events }),
         shutdown,
         SHUTDOWN_GRACE,
     )
@@ -110,6 +126,9 @@ pub async fn serve(
     let _ = watch_stop.send(());
     if let Some(watcher) = watcher {
         let _ = watcher.await;
+    }
+    if let Some(upkeep) = upkeep {
+        upkeep.abort();
     }
     tracing::info!("stopped");
     Ok(())

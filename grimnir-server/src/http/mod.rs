@@ -6,10 +6,15 @@
 //! | --- | --- |
 //! | `GET /healthz` | `200 {"status":"ok"}` while the process serves requests |
 //! | `GET /readyz` | `200 {"status":"ready"}` when the database answers and its schema is current; `503 {"status":"not_ready","reason":…}` otherwise |
+//! | `GET /metrics` | the Prometheus text format ([`crate::metrics`]) |
+//! | `GET /api/v1/events` | the event stream as a WebSocket ([`events`]) |
+//! | `GET /api/v1/events/stream` | the event stream as Server-Sent Events ([`events`]) |
 //!
 //! Every response carries `x-request-id`; every request is logged in a span with its method,
-//! path (never the query, which may hold secrets) and request id.
+//! path (never the query, which may hold secrets) and request id. Every routed request is
+//! counted and timed under its route template ([`crate::metrics::track_requests`]).
 
+pub mod events;
 mod request_id;
 
 use std::future::{Future, IntoFuture};
@@ -26,7 +31,10 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::db::{Database, Readiness};
+use crate::events::EventBus;
 
+pub use crate::events::EventScope;
+pub use events::EventStreams;
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
 
 /// What handlers share.
@@ -34,6 +42,8 @@ pub use request_id::{REQUEST_ID_HEADER, RequestId};
 pub struct AppState {
     /// The database pool.
     pub db: Database,
+    /// The event bus the event streams read.
+    pub events: EventBus,
 }
 
 #[derive(Serialize)]
@@ -45,10 +55,15 @@ struct Status<'a> {
 
 /// The application's routes with their middleware.
 pub fn router(state: AppState) -> Router {
+    let streams = EventStreams::new(state.events.clone());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
+        .merge(crate::metrics::router())
+        .nest("/api/v1", events::router(streams))
+        // After every route, so that it sees the matched route template.
+        .route_layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
