@@ -12,6 +12,7 @@ pub mod decode;
 mod dsp_element;
 pub mod encode;
 mod error;
+pub mod input;
 pub mod mix;
 mod mp3_gapless;
 mod mp4_gapless;
