@@ -14,6 +14,11 @@
 //! | `database.connect_timeout_secs` | `GRIMNIR_DATABASE_CONNECT_TIMEOUT_SECS` | `RLM_DATABASE_CONNECT_TIMEOUT_SECS` | `5` |
 //! | `log.format` | `GRIMNIR_LOG_FORMAT` | `RLM_LOG_FORMAT` | `pretty` in development, `json` in production |
 //! | `log.level` | `GRIMNIR_LOG_LEVEL` | `RLM_LOG_LEVEL` | `info` |
+//! | `auth.jwt_secret` | `GRIMNIR_JWT_SECRET` | `RLM_JWT_SECRET` | none: a random one in development, refused in production |
+//!
+//! The JWT secret signs access tokens (HS256) and must be at least 32 bytes. Without one, a
+//! development server makes a random secret at start (tokens do not survive a restart) and a
+//! production server refuses to start. Errors about it never show its value.
 //!
 //! A variable overrides the file. When both a `GRIMNIR_*` variable and its `RLM_*` alias are
 //! set, the `GRIMNIR_*` one wins and [`Config::load`] returns a [`ConfigWarning`] saying so.
@@ -43,6 +48,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::token::JwtSecret;
 use crate::db::{DatabaseUrl, PoolOptions};
 
 /// Whether the server runs for development or production.
@@ -169,6 +175,15 @@ struct FileConfig {
     database: FileDatabase,
     #[serde(default)]
     log: FileLog,
+    #[serde(default)]
+    auth: FileAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAuth {
+    #[serde(default, deserialize_with = "from_str_field")]
+    jwt_secret: Option<JwtSecret>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -235,6 +250,13 @@ pub struct LogConfig {
     pub level: LogLevel,
 }
 
+/// Authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The secret access tokens are signed with; `None` when not configured.
+    pub jwt_secret: Option<JwtSecret>,
+}
+
 /// The server's configuration, resolved from defaults, file and environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -249,6 +271,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
 }
@@ -272,6 +296,7 @@ impl Default for Config {
                 format: LogFormat::Pretty,
                 level: LogLevel("info".to_owned()),
             },
+            auth: AuthConfig::default(),
             file: None,
         }
     }
@@ -469,6 +494,7 @@ const DATABASE_POOL_SIZE: Setting = setting!("DATABASE_POOL_SIZE");
 const DATABASE_CONNECT_TIMEOUT: Setting = setting!("DATABASE_CONNECT_TIMEOUT_SECS");
 const LOG_FORMAT: Setting = setting!("LOG_FORMAT");
 const LOG_LEVEL: Setting = setting!("LOG_LEVEL");
+const JWT_SECRET: Setting = setting!("JWT_SECRET");
 
 /// Reads a setting from the environment and parses it, naming the variable on failure.
 fn env_value<T, E: fmt::Display>(
@@ -556,6 +582,18 @@ impl Config {
             .or(parsed.log.level)
             .unwrap_or(defaults.log.level);
 
+        // Not through `env_value`: its errors quote the value, and this one is a secret.
+        let jwt_secret = match env.get(&JWT_SECRET, &mut warnings) {
+            Some((var, value)) => {
+                Some(value.parse::<JwtSecret>().map_err(|e| ConfigError::Env {
+                    var,
+                    value: "***".to_owned(),
+                    reason: e.to_string(),
+                })?)
+            }
+            None => parsed.auth.jwt_secret,
+        };
+
         let config = Config {
             environment,
             data_dir,
@@ -566,6 +604,7 @@ impl Config {
                 connect_timeout,
             },
             log: LogConfig { format, level },
+            auth: AuthConfig { jwt_secret },
             file,
         };
         Ok((config, warnings))
@@ -849,6 +888,29 @@ mod tests {
                 other => panic!("{var}={value}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_jwt_secret_is_read_checked_and_never_shown() {
+        let secret = "s3cret-s3cret-s3cret-s3cret-s3cret";
+        let env = EnvVars::from_pairs([("RLM_JWT_SECRET", secret)]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(config.auth.jwt_secret, Some(secret.parse().unwrap()));
+        assert!(!format!("{config:?}").contains(secret));
+        let env = EnvVars::from_pairs([("GRIMNIR_JWT_SECRET", "short-secret")]);
+        let err = Config::load(None, &env).unwrap_err();
+        assert!(!err.to_string().contains("short-secret"), "{err}");
+        assert!(err.to_string().contains("at least 32 bytes"), "{err}");
+        let err = file_error("auth:\n  jwt_secret: tiny\n");
+        assert!(!err.to_string().contains("tiny"), "{err}");
+        assert!(
+            Config::load(None, &EnvVars::default())
+                .unwrap()
+                .0
+                .auth
+                .jwt_secret
+                .is_none()
+        );
     }
 
     #[test]

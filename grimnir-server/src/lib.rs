@@ -47,6 +47,9 @@
 //!
 //! [Grimnir Radio]: https://github.com/grimnir-radio/grimnir
 
+pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod http;

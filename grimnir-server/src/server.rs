@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::auth::token::JwtSecret;
+use crate::auth::{Auth, RateLimits};
+use crate::config::{Config, Environment};
 use crate::db::{Database, StorageError};
 use crate::http::{self, AppState, SHUTDOWN_GRACE};
 
@@ -33,9 +35,36 @@ pub enum ServeError {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// A production server needs a JWT secret.
+    #[error(
+        "no JWT secret: set GRIMNIR_JWT_SECRET (or auth.jwt_secret), at least 32 random bytes; \
+         a production server does not start without one"
+    )]
+    MissingJwtSecret,
+    /// No random secret could be made.
+    #[error("cannot make a JWT secret: {0}")]
+    Random(String),
     /// Serving failed.
     #[error("HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The signing keys and rate limiters: with the configured JWT secret, or in development a
+/// random one (with a warning: tokens do not survive a restart). Production without a secret is
+/// [`ServeError::MissingJwtSecret`].
+pub fn auth(config: &Config) -> Result<Auth, ServeError> {
+    let secret = match (&config.auth.jwt_secret, config.environment) {
+        (Some(secret), _) => secret.clone(),
+        (None, Environment::Production) => return Err(ServeError::MissingJwtSecret),
+        (None, _) => {
+            tracing::warn!(
+                "GRIMNIR_JWT_SECRET is not set: access tokens are signed with a random secret \
+                 and stop working when the server restarts (production refuses to start so)"
+            );
+            JwtSecret::generate().map_err(|e| ServeError::Random(e.to_string()))?
+        }
+    };
+    Ok(Auth::new(&secret, RateLimits::default()))
 }
 
 /// Creates the data directory and opens the database (creating an SQLite file on first start).
@@ -68,6 +97,7 @@ pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let auth = auth(config)?;
     let db = open_storage(config).await?;
     let applied = db.migrate().await?;
     if !applied.is_empty() {
@@ -83,7 +113,7 @@ pub async fn serve(
     tracing::info!(%address, "listening");
     http::serve(
         listener,
-        http::router(AppState { db }),
+        http::router(AppState { db, auth }),
         shutdown,
         SHUTDOWN_GRACE,
     )

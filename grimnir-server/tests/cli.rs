@@ -131,6 +131,7 @@ async fn serve_logs_json_in_production_and_stops_on_sigterm() {
     let mut child = grimnir(dir.path())
         .env("GRIMNIR_ENV", "production")
         .env("GRIMNIR_HTTP_LISTEN", "127.0.0.1:0")
+        .env("GRIMNIR_JWT_SECRET", common::TEST_SECRET)
         .arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -183,4 +184,32 @@ async fn serve_logs_json_in_production_and_stops_on_sigterm() {
     assert!(status.success(), "{status}");
     served.wait_for("SIGTERM", |l| l["message"] == "SIGTERM received");
     served.wait_for("the end", |l| l["message"] == "stopped");
+}
+
+#[test]
+fn production_refuses_to_start_without_a_jwt_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(grimnir(dir.path())
+        .env("GRIMNIR_ENV", "production")
+        .env("GRIMNIR_HTTP_LISTEN", "127.0.0.1:0")
+        .arg("serve"));
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no JWT secret: set GRIMNIR_JWT_SECRET"),
+        "{stderr}"
+    );
+    // It stops before touching storage.
+    assert!(!dir.path().join("data").exists());
+
+    // A secret too short is refused, naming the variable but not the value.
+    let out = run(grimnir(dir.path())
+        .env("RLM_JWT_SECRET", "hunter2hunter2")
+        .arg("serve"));
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("RLM_JWT_SECRET") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
 }

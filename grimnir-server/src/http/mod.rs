@@ -1,11 +1,17 @@
 //! The HTTP service: routes, middleware and serving with graceful shutdown.
 //!
-//! Routes so far:
+//! Routes:
 //!
 //! | route | answers |
 //! | --- | --- |
 //! | `GET /healthz` | `200 {"status":"ok"}` while the process serves requests |
 //! | `GET /readyz` | `200 {"status":"ready"}` when the database answers and its schema is current; `503 {"status":"not_ready","reason":…}` otherwise |
+//! | `/api/v1/…` | the REST API ([`crate::api`]) |
+//! | `GET /api/v1/openapi.json` | its OpenAPI 3.1 document |
+//! | `GET /api/v1/docs/` | its docs page (Swagger UI, served from the binary) |
+//!
+//! Any other path answers 404 and a known path asked with another method 405, both with the
+//! API's error body.
 //!
 //! Every response carries `x-request-id`; every request is logged in a span with its method,
 //! path (never the query, which may hold secrets) and request id.
@@ -13,6 +19,7 @@
 mod request_id;
 
 use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -25,6 +32,7 @@ use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::auth::Auth;
 use crate::db::{Database, Readiness};
 
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
@@ -34,6 +42,8 @@ pub use request_id::{REQUEST_ID_HEADER, RequestId};
 pub struct AppState {
     /// The database pool.
     pub db: Database,
+    /// Token keys and rate limiters.
+    pub auth: Auth,
 }
 
 #[derive(Serialize)]
@@ -45,9 +55,15 @@ struct Status<'a> {
 
 /// The application's routes with their middleware.
 pub fn router(state: AppState) -> Router {
+    let (api, openapi) = crate::api::router(&state);
+    let docs = crate::api::docs(openapi, &state);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(api)
+        .merge(docs)
+        .fallback(crate::api::no_route)
+        .method_not_allowed_fallback(crate::api::method_not_allowed)
         .with_state(state)
         .layer(
             TraceLayer::new_for_http()
@@ -111,12 +127,16 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            // A dropped sender also means stop.
-            let _ = stop_rx.await;
-        })
-        .into_future();
+    // The peer address feeds the per-address rate limits and the audit log.
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        // A dropped sender also means stop.
+        let _ = stop_rx.await;
+    })
+    .into_future();
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result,

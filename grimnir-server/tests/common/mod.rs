@@ -10,7 +10,36 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, MysqlConnection, PgConnection};
-use grimnir_server::db::DatabaseUrl;
+use grimnir_server::auth::rate_limit::Quota;
+use grimnir_server::auth::{Auth, RateLimits};
+use grimnir_server::db::{Database, DatabaseUrl};
+use grimnir_server::http::AppState;
+
+/// The JWT secret of test servers.
+pub const TEST_SECRET: &str = "grimnir test secret of more than 32 bytes";
+
+/// Limits no test reaches by accident.
+pub fn generous_limits() -> RateLimits {
+    RateLimits {
+        login_per_address: Quota::per_minute(100_000),
+        login_per_account: Quota::per_minute(100_000),
+        public_per_address: Quota::per_minute(100_000),
+        per_user: Quota::per_minute(100_000),
+    }
+}
+
+/// Token keys with [`TEST_SECRET`] and `limits`.
+pub fn auth_with(limits: RateLimits) -> Auth {
+    Auth::new(&TEST_SECRET.parse().unwrap(), limits)
+}
+
+/// The state of a test server on `db`, with [`generous_limits`].
+pub fn state(db: Database) -> AppState {
+    AppState {
+        db,
+        auth: auth_with(generous_limits()),
+    }
+}
 
 /// How long to wait for a database server before calling it unreachable.
 const REACH_TIMEOUT: Duration = Duration::from_secs(5);

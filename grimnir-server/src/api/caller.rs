@@ -1,0 +1,127 @@
+//! Who is calling: the [`Principal`] extractor, the policy check handlers make, the request's
+//! audit details, and the per-address limit of public endpoints.
+//!
+//! A handler that needs a signed-in caller takes a [`Principal`] argument (anonymous requests
+//! are answered 401 before the handler runs) and asks [`authorize`] before it touches anything:
+//!
+//! ```text
+//! async fn get_station(State(state): State<AppState>, principal: Principal,
+//!                      Path(p): Path<StationPath>) -> Result<Json<StationDto>, ApiError> {
+//!     let station = StationId::from(p.station_id);
+//!     authorize(&principal, Action::StationRead, Some(station))?;
+//!     …
+//! }
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::header::{AUTHORIZATION, HeaderName};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use crate::audit::Actor;
+use crate::auth::policy::{self, Action, Credential, Principal};
+use crate::auth::sessions::RequestInfo;
+use crate::db::stations::StationId;
+use crate::http::{AppState, RequestId};
+
+/// The header carrying an API key.
+pub const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+
+/// The client's address, when the request came over a socket.
+pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// Refuses with 403 unless the policy allows `principal` to do `action` (at `station`).
+pub fn authorize(
+    principal: &Principal,
+    action: Action,
+    station: Option<StationId>,
+) -> Result<(), ApiError> {
+    if policy::allows(principal, action, station) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
+/// Who acted, for the audit log.
+pub fn actor(principal: &Principal) -> Actor {
+    match principal.credential {
+        Credential::ApiKey(key) => Actor::ApiKey {
+            key,
+            user: principal.user_id,
+        },
+        _ => Actor::User(principal.user_id),
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let principal = if let Some(value) = parts.headers.get(AUTHORIZATION) {
+            let bearer = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        axum::http::StatusCode::UNAUTHORIZED,
+                        "invalid_token",
+                        "the Authorization header must be `Bearer <access token>`",
+                    )
+                })?;
+            state.auth.authenticate_bearer(&state.db, bearer).await?
+        } else if let Some(value) = parts.headers.get(&API_KEY_HEADER) {
+            let key = value.to_str().unwrap_or_default().trim();
+            state.auth.authenticate_api_key(&state.db, key).await?
+        } else {
+            return Err(ApiError::unauthenticated());
+        };
+        state
+            .auth
+            .check_user(principal.user_id)
+            .map_err(ApiError::rate_limited)?;
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Self, std::convert::Infallible> {
+        Ok(RequestInfo {
+            request_id: parts.extensions.get::<RequestId>().map(|id| id.0.clone()),
+            remote_addr: client_ip(parts).map(|ip| ip.to_string()),
+        })
+    }
+}
+
+/// Middleware for public endpoints: at most the configured rate per client address.
+pub async fn limit_public(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    match state.auth.check_public(ip) {
+        Ok(()) => next.run(request).await,
+        Err(limited) => ApiError::rate_limited(limited).into_response(),
+    }
+}
