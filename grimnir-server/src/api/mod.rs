@@ -73,7 +73,9 @@ pub const DOCS_PATH: &str = "/api/v1/docs";
             `{\"error\":{\"code\":\"…\",\"message\":\"…\",\"field\":\"…\"}}`. Lists take \
             `?limit=` (1–200, default 50) and `?offset=`, and answer `{items,total,limit,offset}`. \
             Sign in at `/auth/login`; send the access token as `Authorization: Bearer …`, or an \
-            API key as `X-API-Key: …`.",
+            API key as `X-API-Key: …`. Request bodies are JSON (`Content-Type: application/json`, \
+            else 415). Any route may answer 429 `rate_limited` with `Retry-After`, and 503 \
+            `unavailable` while the database cannot be reached.",
         license(name = "MIT OR Apache-2.0")
     ),
     modifiers(&SecuritySchemes),
