@@ -6,9 +6,12 @@ use std::path::PathBuf;
 
 use tokio::net::TcpListener;
 
+use crate::audit::{self, Actor, Entry};
+use crate::auth::password::{self, PasswordError};
 use crate::auth::token::JwtSecret;
 use crate::auth::{Auth, RateLimits};
 use crate::config::{Config, Environment};
+use crate::db::users::{self, AccountRole, NewUser, User};
 use crate::db::{Database, StorageError};
 use crate::http::{self, AppState, SHUTDOWN_GRACE};
 
@@ -41,6 +44,9 @@ pub enum ServeError {
          a production server does not start without one"
     )]
     MissingJwtSecret,
+    /// A password cannot be used or hashed.
+    #[error("password: {0}")]
+    Password(#[from] PasswordError),
     /// No random secret could be made.
     #[error("cannot make a JWT secret: {0}")]
     Random(String),
@@ -120,6 +126,67 @@ pub async fn serve(
     .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What `grimnir user create` made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedUser {
+    /// The user as stored.
+    pub user: User,
+    /// The password, when it was generated rather than given.
+    pub generated_password: Option<String>,
+}
+
+/// Creates a user on the configured database (applying pending migrations first), with the
+/// given password or a generated one, and records it in the audit log.
+pub async fn create_user(
+    config: &Config,
+    email: &str,
+    role: AccountRole,
+    password: Option<String>,
+) -> Result<CreatedUser, ServeError> {
+    let (password, generated) = match password {
+        Some(p) => (p, false),
+        None => (
+            password::generate().map_err(|e| ServeError::Random(e.to_string()))?,
+            true,
+        ),
+    };
+    password::check_new(&password)?;
+    users::normalize_email(email)?;
+    let db = open_storage(config).await?;
+    db.migrate().await?;
+    let hash = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || password::hash(&password))
+            .await
+            .map_err(|e| StorageError::Task(e.to_string()))??
+    };
+    let new = NewUser {
+        email: email.to_owned(),
+        password_hash: hash,
+        role,
+        disabled: false,
+    };
+    let user = db
+        .run(move |conn| {
+            use diesel::Connection as _;
+            conn.transaction(|conn| {
+                let user = users::create(conn, &new)?;
+                let entry = Entry::new(Actor::System, "user.create", "user")
+                    .target(user.id)
+                    .details(serde_json::json!({
+                        "email": user.email, "role": user.role.as_str(), "via": "cli",
+                    }));
+                audit::record(conn, &entry)?;
+                Ok(user)
+            })
+        })
+        .await?;
+    Ok(CreatedUser {
+        user,
+        generated_password: generated.then_some(password),
+    })
 }
 
 /// Completes on SIGINT or SIGTERM (on non-Unix systems, on Ctrl-C).

@@ -146,6 +146,15 @@ pub fn verify(password: &str, stored: &str) -> Result<Verified, PasswordError> {
     }
 }
 
+/// A random password for a new account: 24 characters of base64url (144 random bits).
+pub fn generate() -> Result<String, super::token::TokenError> {
+    use base64::Engine as _;
+    Ok(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(super::token::random_bytes::<18>()?),
+    )
+}
+
 /// Spends the time of one verification on nothing, so that a sign-in for an unknown email takes
 /// as long as one with a wrong password.
 pub fn verify_nothing(password: &str) {
@@ -228,6 +237,14 @@ mod tests {
             verify(&"x".repeat(MAX_PASSWORD_BYTES + 1), &h).unwrap(),
             Verified::Mismatch
         );
+    }
+
+    #[test]
+    fn generated_passwords_are_long_and_differ() {
+        let (a, b) = (generate().unwrap(), generate().unwrap());
+        assert_eq!(a.len(), 24);
+        assert_ne!(a, b);
+        assert_eq!(check_new(&a), Ok(()));
     }
 
     #[test]
