@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::caller::{actor, authorize};
+use super::caller::{audit_entry, authorize};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path, Query};
 use super::members::StationRoleDto;
 use super::page::{PageParams, Paginated};
 use super::stations::StationPath;
-use crate::audit::{self, Entry};
+use crate::audit;
 use crate::auth::api_key;
 use crate::auth::policy::{Action, Principal};
 use crate::auth::sessions::RequestInfo;
@@ -182,9 +182,7 @@ pub(crate) async fn create_api_key(
             .expires_at
             .map(|t| chrono::SubsecRound::trunc_subsecs(t, 6).naive_utc()),
     };
-    let entry = Entry::new(actor(&principal), "api_key.create", "api_key")
-        .station(station)
-        .request(info.request_id, info.remote_addr);
+    let entry = audit_entry(&principal, &info, "api_key.create", "api_key").station(station);
     let key = super::transaction(&state.db, move |conn| {
         stations::get(conn, station)?;
         let key = api_keys::create(conn, &new)?;
@@ -226,10 +224,9 @@ pub(crate) async fn revoke_api_key(
     let station = StationId::from(path.station_id);
     let id = ApiKeyId::from(path.key_id);
     authorize(&principal, Action::ApiKeyWrite, Some(station))?;
-    let entry = Entry::new(actor(&principal), "api_key.revoke", "api_key")
+    let entry = audit_entry(&principal, &info, "api_key.revoke", "api_key")
         .target(id)
-        .station(station)
-        .request(info.request_id, info.remote_addr);
+        .station(station);
     super::transaction(&state.db, move |conn| {
         let key = api_keys::revoke(conn, station, id)?;
         audit::record(

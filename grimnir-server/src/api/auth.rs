@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::caller::{actor, authorize};
+use super::caller::{audit_entry, authorize};
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
 use super::users::UserDto;
-use crate::audit::{self, Entry};
+use crate::audit;
 use crate::auth::password::{self, Verified};
 use crate::auth::policy::{Action, Credential, Principal};
 use crate::auth::sessions::{self, RequestInfo, Tokens};
@@ -272,9 +272,7 @@ pub(crate) async fn change_password(
             ApiError::internal()
         })??
         .ok_or_else(|| ApiError::invalid_field("current_password", "wrong password"))?;
-    let entry = Entry::new(actor(&principal), "user.password_change", "user")
-        .target(user)
-        .request(info.request_id, info.remote_addr);
+    let entry = audit_entry(&principal, &info, "user.password_change", "user").target(user);
     super::transaction(&state.db, move |conn| {
         users::set_password_hash(conn, user, &new_hash)?;
         sessions::end_sessions(conn, user)?;

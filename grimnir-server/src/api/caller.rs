@@ -22,7 +22,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use crate::audit::Actor;
+use crate::audit::{Actor, Entry};
 use crate::auth::policy::{self, Action, Credential, Principal};
 use crate::auth::sessions::RequestInfo;
 use crate::db::stations::StationId;
@@ -61,6 +61,14 @@ pub fn actor(principal: &Principal) -> Actor {
         },
         _ => Actor::User(principal.user_id),
     }
+}
+
+/// An audit entry for what `principal` does in this request: actor, action, kind of target,
+/// request id and client address filled in. Add `.target(…)`, `.station(…)` and
+/// `.details(…)`, and record it with [`crate::audit::record`] in the change's transaction.
+pub fn audit_entry(principal: &Principal, info: &RequestInfo, action: &str, target: &str) -> Entry {
+    Entry::new(actor(principal), action, target)
+        .request(info.request_id.clone(), info.remote_addr.clone())
 }
 
 impl FromRequestParts<AppState> for Principal {

@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::caller::{actor, authorize};
+use super::caller::{audit_entry, authorize};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path, Query};
 use super::page::{PageParams, Paginated};
 use super::stations::StationPath;
-use crate::audit::{self, Entry};
+use crate::audit;
 use crate::auth::policy::{Action, Principal};
 use crate::auth::sessions::RequestInfo;
 use crate::db::members::{self, Member, StationRole};
@@ -145,11 +145,10 @@ pub(crate) async fn set_member(
     let user = UserId::from(path.user_id);
     authorize(&principal, Action::MemberWrite, Some(station))?;
     let role = StationRole::from(body.role);
-    let entry = Entry::new(actor(&principal), "member.set", "user")
+    let entry = audit_entry(&principal, &info, "member.set", "user")
         .target(user)
         .station(station)
-        .details(serde_json::json!({ "role": role.as_str() }))
-        .request(info.request_id, info.remote_addr);
+        .details(serde_json::json!({ "role": role.as_str() }));
     let member = super::transaction(&state.db, move |conn| {
         let member = members::set(conn, station, user, role)?;
         audit::record(conn, &entry)?;
@@ -181,10 +180,9 @@ pub(crate) async fn remove_member(
     let station = StationId::from(path.station_id);
     let user = UserId::from(path.user_id);
     authorize(&principal, Action::MemberWrite, Some(station))?;
-    let entry = Entry::new(actor(&principal), "member.remove", "user")
+    let entry = audit_entry(&principal, &info, "member.remove", "user")
         .target(user)
-        .station(station)
-        .request(info.request_id, info.remote_addr);
+        .station(station);
     super::transaction(&state.db, move |conn| {
         members::remove(conn, station, user)?;
         audit::record(conn, &entry)?;

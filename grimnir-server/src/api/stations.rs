@@ -7,11 +7,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::caller::{actor, authorize};
+use super::caller::{audit_entry, authorize};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path, Query};
 use super::page::{PageParams, Paginated};
-use crate::audit::{self, Entry};
+use crate::audit;
 use crate::auth::policy::{Action, Principal};
 use crate::auth::sessions::RequestInfo;
 use crate::db::stations::{self, NewStation, Station, StationChanges, StationFilter, StationId};
@@ -172,8 +172,7 @@ pub(crate) async fn create_station(
         description: body.description,
         active: body.active,
     };
-    let entry = Entry::new(actor(&principal), "station.create", "station")
-        .request(info.request_id, info.remote_addr);
+    let entry = audit_entry(&principal, &info, "station.create", "station");
     let station = super::transaction(&state.db, move |conn| {
         let station = stations::create(conn, &new)?;
         let details = serde_json::json!({ "name": station.name });
@@ -250,11 +249,10 @@ pub(crate) async fn update_station(
         "description_changed": changes.description.is_some(),
         "active": changes.active,
     });
-    let entry = Entry::new(actor(&principal), "station.update", "station")
+    let entry = audit_entry(&principal, &info, "station.update", "station")
         .target(id)
         .station(id)
-        .details(details)
-        .request(info.request_id, info.remote_addr);
+        .details(details);
     let station = super::transaction(&state.db, move |conn| {
         let station = stations::update(conn, id, &changes)?;
         audit::record(conn, &entry)?;
@@ -285,10 +283,9 @@ pub(crate) async fn delete_station(
 ) -> Result<StatusCode, ApiError> {
     let id = StationId::from(path.station_id);
     authorize(&principal, Action::StationDelete, Some(id))?;
-    let entry = Entry::new(actor(&principal), "station.delete", "station")
+    let entry = audit_entry(&principal, &info, "station.delete", "station")
         .target(id)
-        .station(id)
-        .request(info.request_id, info.remote_addr);
+        .station(id);
     super::transaction(&state.db, move |conn| {
         stations::delete(conn, id)?;
         audit::record(conn, &entry)?;

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::caller::{actor, authorize};
+use super::caller::{audit_entry, authorize};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path, Query};
 use super::page::{PageParams, Paginated};
-use crate::audit::{self, Entry};
+use crate::audit;
 use crate::auth::password;
 use crate::auth::policy::{Action, Principal};
 use crate::auth::sessions::{self, RequestInfo};
@@ -179,8 +179,7 @@ pub(crate) async fn create_user(
         role: body.role.map_or(AccountRole::User, AccountRole::from),
         disabled: body.disabled,
     };
-    let entry = Entry::new(actor(&principal), "user.create", "user")
-        .request(info.request_id, info.remote_addr);
+    let entry = audit_entry(&principal, &info, "user.create", "user");
     let user = super::transaction(&state.db, move |conn| {
         let user = users::create(conn, &new)?;
         let details = serde_json::json!({ "email": user.email, "role": user.role.as_str() });
@@ -269,10 +268,9 @@ pub(crate) async fn update_user(
         "disabled": changes.disabled,
         "password_changed": new_hash.is_some(),
     });
-    let entry = Entry::new(actor(&principal), "user.update", "user")
+    let entry = audit_entry(&principal, &info, "user.update", "user")
         .target(id)
-        .details(details)
-        .request(info.request_id, info.remote_addr);
+        .details(details);
     let user = super::transaction(&state.db, move |conn| {
         let user = users::update(conn, id, &changes)?;
         if let Some(hash) = &new_hash {
@@ -314,9 +312,7 @@ pub(crate) async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     authorize(&principal, Action::UserAdmin, None)?;
     let id = UserId::from(path.user_id);
-    let entry = Entry::new(actor(&principal), "user.delete", "user")
-        .target(id)
-        .request(info.request_id, info.remote_addr);
+    let entry = audit_entry(&principal, &info, "user.delete", "user").target(id);
     super::transaction(&state.db, move |conn| {
         let user = users::get(conn, id)?;
         users::delete(conn, id)?;

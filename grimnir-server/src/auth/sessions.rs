@@ -247,6 +247,9 @@ impl Auth {
                         return Ok(Outcome::Revoked);
                     }
                     let at = now();
+                    if row.used_at.is_none() && row.expires_at.naive_utc() <= at {
+                        return Ok(Outcome::Expired);
+                    }
                     if row.used_at.is_some() || !refresh_tokens::mark_used(conn, row.id, at)? {
                         refresh_tokens::revoke_family(conn, row.family_id, at)?;
                         let entry =
@@ -255,9 +258,6 @@ impl Auth {
                                 .details(serde_json::json!({ "user_id": row.user_id.to_string() }));
                         audit::record(conn, &entry)?;
                         return Ok(Outcome::Reused);
-                    }
-                    if row.expires_at.naive_utc() <= at {
-                        return Ok(Outcome::Expired);
                     }
                     match users::find(conn, row.user_id)? {
                         Some(user) if !user.disabled => {
