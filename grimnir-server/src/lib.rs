@@ -9,13 +9,18 @@
 //! - [`db`]: storage through diesel on SQLite (the default, a file under `./data`), PostgreSQL
 //!   or MySQL/MariaDB, chosen by the database URL; the full schema of the data model in embedded
 //!   migrations per backend; a repository for stations.
-//! - [`http`]: an axum service with `/healthz` and `/readyz`, a request id on every request,
-//!   and graceful shutdown.
+//! - [`http`]: an axum service with `/healthz`, `/readyz` and the API, a request id on every
+//!   request, and graceful shutdown.
+//! - [`api`]: the REST API under `/api/v1`, its OpenAPI 3.1 document and offline docs page, one
+//!   error body, paging.
+//! - [`auth`]: passwords (argon2id, bcrypt), access and refresh tokens, API keys, the policy of
+//!   who may do what, rate limits.
+//! - [`audit`]: the audit log.
 //! - [`logging`]: `tracing` with readable lines in development and JSON lines in production.
 //! - [`server`]: what `grimnir serve` and `grimnir migrate` do.
 //!
-//! The REST API, authentication, the event bus, metrics and the executor pool come next; the
-//! crate's README lists them.
+//! The other API resources, the event bus, metrics and the executor pool come next; the crate's
+//! README lists them.
 //!
 //! # Example
 //!
@@ -29,6 +34,7 @@
 //! let env = EnvVars::from_pairs([
 //!     ("GRIMNIR_DATA_DIR", "/tmp/grimnir-demo"),
 //!     ("GRIMNIR_HTTP_LISTEN", "127.0.0.1:0"),
+//!     ("GRIMNIR_JWT_SECRET", "at least thirty-two bytes of secret"),
 //! ]);
 //! let (config, _warnings) = Config::load(None, &env)?;
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
