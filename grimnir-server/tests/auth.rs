@@ -650,6 +650,56 @@ async fn users_and_stations(backend: &api::Backend) {
     ));
 }
 
+/// Refreshes racing with one token: one wins, the others are reuse and end the session; none
+/// fails with a server error (SQLite included, whose writers wait for each other).
+async fn refresh_race(backend: &api::Backend) {
+    const RACERS: usize = 6;
+    let name = backend.name;
+    let db = api::open(backend).await;
+    let world = World::new(common::state(db.clone())).await;
+    for round in 0..4 {
+        let signed_in = login(&world.app, &world.dj_a.email, PASSWORD).await;
+        let token = signed_in.body["refresh_token"].as_str().unwrap().to_owned();
+        let racers: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let (app, token) = (world.app.clone(), token.clone());
+                tokio::spawn(async move { refresh(&app, &token).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for racer in racers {
+            answers.push(racer.await.unwrap());
+        }
+        let winners: Vec<&Answer> = answers
+            .iter()
+            .filter(|a| a.status == StatusCode::OK)
+            .collect();
+        assert_eq!(winners.len(), 1, "{name} round {round}: {answers:#?}");
+        // The first loser finds the token spent (reuse) and revokes the family; later ones may
+        // find it revoked already.
+        let mut reused = 0;
+        for loser in answers.iter().filter(|a| a.status != StatusCode::OK) {
+            assert_eq!(
+                loser.status,
+                StatusCode::UNAUTHORIZED,
+                "{name}: {}",
+                loser.text
+            );
+            match loser.code() {
+                "refresh_token_reused" => reused += 1,
+                "invalid_token" => {}
+                other => panic!("{name} round {round}: {other}: {}", loser.text),
+            }
+        }
+        assert!(reused >= 1, "{name} round {round}: {answers:#?}");
+        // The winner's new tokens died with the family.
+        assert_eq!(
+            me(&world.app, &bearer(winners[0])).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
 macro_rules! on_every_backend {
     ($($test:ident => $body:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -667,6 +717,7 @@ on_every_backend! {
     bcrypt_imported_users_sign_in_and_are_rehashed => bcrypt_import,
     api_keys_are_shown_once_used_listed_revoked_and_expire => api_keys,
     users_members_and_station_lists => users_and_stations,
+    racing_refreshes_cannot_both_win => refresh_race,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -183,8 +183,11 @@ pub(crate) async fn create_api_key(
             .map(|t| chrono::SubsecRound::trunc_subsecs(t, 6).naive_utc()),
     };
     let entry = audit_entry(&principal, &info, "api_key.create", "api_key").station(station);
+    state
+        .db
+        .run(move |conn| stations::get(conn, station))
+        .await?;
     let key = super::transaction(&state.db, move |conn| {
-        stations::get(conn, station)?;
         let key = api_keys::create(conn, &new)?;
         let details = serde_json::json!({
             "name": key.name, "prefix": key.prefix, "role": key.role.as_str(),

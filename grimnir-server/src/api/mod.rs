@@ -183,6 +183,10 @@ impl From<diesel::result::Error> for ApiError {
 
 /// Runs `f` in one database transaction on the blocking pool: committed when it returns `Ok`,
 /// rolled back when it returns an error, which is answered as it is.
+///
+/// Start `f` with a write where you can, and do the reads a change depends on inside: an SQLite
+/// transaction whose first statement reads cannot wait for a concurrent writer and fails with
+/// "database is locked", while one that starts with a write waits out the busy timeout.
 pub async fn transaction<T, F>(db: &Database, f: F) -> Result<T, ApiError>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,

@@ -313,14 +313,12 @@ pub(crate) async fn delete_user(
     authorize(&principal, Action::UserAdmin, None)?;
     let id = UserId::from(path.user_id);
     let entry = audit_entry(&principal, &info, "user.delete", "user").target(id);
+    let user = state.db.run(move |conn| users::get(conn, id)).await?;
+    let entry = entry.details(serde_json::json!({ "email": user.email }));
     super::transaction(&state.db, move |conn| {
-        let user = users::get(conn, id)?;
         users::delete(conn, id)?;
         keep_an_admin(conn)?;
-        audit::record(
-            conn,
-            &entry.details(serde_json::json!({ "email": user.email })),
-        )?;
+        audit::record(conn, &entry)?;
         Ok(())
     })
     .await?;

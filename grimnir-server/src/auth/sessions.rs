@@ -240,42 +240,46 @@ impl Auth {
         let outcome = db
             .run(move |conn| {
                 conn.transaction(|conn| {
+                    // Spending first: the write that decides the race is the transaction's
+                    // first statement (see `refresh_tokens::spend`).
+                    let at = now();
+                    let spent = refresh_tokens::spend(conn, &hash, at)?;
                     let Some(row) = refresh_tokens::find_by_hash(conn, &hash)? else {
                         return Ok(Outcome::Unknown);
                     };
+                    if spent {
+                        return match users::find(conn, row.user_id)? {
+                            Some(user) if !user.disabled => {
+                                refresh_tokens::insert(
+                                    conn,
+                                    user.id,
+                                    row.family_id,
+                                    &next_hash,
+                                    at,
+                                    naive_in(at, REFRESH_TTL),
+                                )?;
+                                Ok(Outcome::Rotated(user, row.family_id))
+                            }
+                            _ => {
+                                refresh_tokens::revoke_family(conn, row.family_id, at)?;
+                                Ok(Outcome::UserGone)
+                            }
+                        };
+                    }
                     if row.revoked_at.is_some() {
                         return Ok(Outcome::Revoked);
                     }
-                    let at = now();
-                    if row.used_at.is_none() && row.expires_at.naive_utc() <= at {
+                    if row.used_at.is_none() {
+                        // Neither spendable nor spent nor revoked: expired.
                         return Ok(Outcome::Expired);
                     }
-                    if row.used_at.is_some() || !refresh_tokens::mark_used(conn, row.id, at)? {
-                        refresh_tokens::revoke_family(conn, row.family_id, at)?;
-                        let entry =
-                            audit_entry(Actor::Anonymous, "auth.refresh_reuse", "session", &info)
-                                .target(row.family_id)
-                                .details(serde_json::json!({ "user_id": row.user_id.to_string() }));
-                        audit::record(conn, &entry)?;
-                        return Ok(Outcome::Reused);
-                    }
-                    match users::find(conn, row.user_id)? {
-                        Some(user) if !user.disabled => {
-                            refresh_tokens::insert(
-                                conn,
-                                user.id,
-                                row.family_id,
-                                &next_hash,
-                                at,
-                                naive_in(at, REFRESH_TTL),
-                            )?;
-                            Ok(Outcome::Rotated(user, row.family_id))
-                        }
-                        _ => {
-                            refresh_tokens::revoke_family(conn, row.family_id, at)?;
-                            Ok(Outcome::UserGone)
-                        }
-                    }
+                    refresh_tokens::revoke_family(conn, row.family_id, at)?;
+                    let entry =
+                        audit_entry(Actor::Anonymous, "auth.refresh_reuse", "session", &info)
+                            .target(row.family_id)
+                            .details(serde_json::json!({ "user_id": row.user_id.to_string() }));
+                    audit::record(conn, &entry)?;
+                    Ok(Outcome::Reused)
                 })
             })
             .await?;
@@ -306,15 +310,15 @@ impl Auth {
         let hash = token::refresh_token_hash(presented);
         let info = info.clone();
         db.run(move |conn| {
+            let Some(row) = refresh_tokens::find_by_hash(conn, &hash)? else {
+                return Ok(());
+            };
             conn.transaction(|conn| {
-                if let Some(row) = refresh_tokens::find_by_hash(conn, &hash)? {
-                    let revoked = refresh_tokens::revoke_family(conn, row.family_id, now())?;
-                    if revoked > 0 {
-                        let entry =
-                            audit_entry(Actor::User(row.user_id), "auth.logout", "session", &info)
-                                .target(row.family_id);
-                        audit::record(conn, &entry)?;
-                    }
+                if refresh_tokens::revoke_family(conn, row.family_id, now())? > 0 {
+                    let entry =
+                        audit_entry(Actor::User(row.user_id), "auth.logout", "session", &info)
+                            .target(row.family_id);
+                    audit::record(conn, &entry)?;
                 }
                 Ok(())
             })

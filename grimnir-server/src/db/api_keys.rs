@@ -230,11 +230,12 @@ pub fn revoke(
     station: StationId,
     id: ApiKeyId,
 ) -> Result<ApiKey, StorageError> {
+    // The write first: SQLite then waits for a concurrent writer instead of failing.
     conn.transaction(|conn| {
-        get(conn, station, id)?;
         diesel::update(
             api_keys::table
                 .find(id.to_string())
+                .filter(api_keys::station_id.eq(station.to_string()))
                 .filter(api_keys::revoked_at.is_null()),
         )
         .set(api_keys::revoked_at.eq(now()))

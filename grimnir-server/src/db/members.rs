@@ -123,7 +123,14 @@ pub fn set(
     role: StationRole,
 ) -> Result<Member, StorageError> {
     let (station, user) = (station.to_string(), user.to_string());
+    // The write first: SQLite then waits for a concurrent writer instead of failing.
     conn.transaction(|conn| {
+        diesel::update(station_users::table.find((&station, &user)))
+            .set(station_users::role.eq(role.as_str()))
+            .execute(conn)?;
+        if let Some(member) = load(conn, &station, &user)? {
+            return Ok(member);
+        }
         if !super::stations::exists(conn, &station)? {
             return Err(StorageError::NotFound {
                 entity: "station",
@@ -136,19 +143,14 @@ pub fn set(
                 id: user.clone(),
             });
         }
-        let updated = diesel::update(station_users::table.find((&station, &user)))
-            .set(station_users::role.eq(role.as_str()))
+        diesel::insert_into(station_users::table)
+            .values((
+                station_users::station_id.eq(&station),
+                station_users::user_id.eq(&user),
+                station_users::role.eq(role.as_str()),
+                station_users::created_at.eq(now()),
+            ))
             .execute(conn)?;
-        if updated == 0 && load(conn, &station, &user)?.is_none() {
-            diesel::insert_into(station_users::table)
-                .values((
-                    station_users::station_id.eq(&station),
-                    station_users::user_id.eq(&user),
-                    station_users::role.eq(role.as_str()),
-                    station_users::created_at.eq(now()),
-                ))
-                .execute(conn)?;
-        }
         load(conn, &station, &user)?.ok_or_else(|| StorageError::NotFound {
             entity: "member",
             id: user.clone(),

@@ -109,18 +109,23 @@ pub fn find_by_hash(
         .transpose()
 }
 
-/// Marks a token used, if nobody did first; returns whether this call did. Two concurrent
-/// refreshes with the same token cannot both win.
-pub fn mark_used(
+/// Spends the token with this hash if it can be spent — not used, not revoked, not expired at
+/// `at` — and returns whether this call spent it. Two concurrent refreshes with the same token
+/// cannot both spend it.
+///
+/// It is one `UPDATE`, meant as the first statement of its transaction: SQLite then waits for a
+/// concurrent writer instead of failing on a stale read snapshot.
+pub fn spend(
     conn: &mut DbConnection,
-    id: RefreshTokenId,
+    token_hash: &str,
     at: NaiveDateTime,
 ) -> Result<bool, StorageError> {
     let updated = diesel::update(
         refresh_tokens::table
-            .find(id.to_string())
+            .filter(refresh_tokens::token_hash.eq(token_hash))
             .filter(refresh_tokens::used_at.is_null())
-            .filter(refresh_tokens::revoked_at.is_null()),
+            .filter(refresh_tokens::revoked_at.is_null())
+            .filter(refresh_tokens::expires_at.gt(at)),
     )
     .set(refresh_tokens::used_at.eq(at))
     .execute(conn)?;
