@@ -1,8 +1,9 @@
 //! Password hashing: argon2id for every new password, bcrypt verified for imported users.
 //!
 //! New hashes are argon2id (version 0x13) with **m = 19 MiB, t = 2, p = 1** and a 16-byte random
-//! salt: the first of OWASP's recommended argon2id configurations, about 20–40 ms on one core of
-//! a current server. The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) carries its
+//! salt: the first of OWASP's recommended argon2id configurations. One hash or verification
+//! takes about 50 ms on one core of the 2-core development machine (measured while it was
+//! shared with builds). The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) carries its
 //! parameters, so raising them later only makes [`verify`] report that a stored hash should be
 //! replaced ([`Verified::Match { rehash: true }`](Verified::Match)).
 //!
