@@ -109,6 +109,7 @@ pub async fn serve(
     if !applied.is_empty() {
         tracing::info!(applied = %applied.join(", "), "migrations applied");
     }
+    let pruning = tokio::spawn(prune_refresh_tokens(db.clone()));
     let listener = TcpListener::bind(config.http.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -124,8 +125,30 @@ pub async fn serve(
         SHUTDOWN_GRACE,
     )
     .await?;
+    pruning.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often expired refresh tokens are deleted.
+pub const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Every [`PRUNE_INTERVAL`], deletes refresh tokens that expired: every refresh adds a row, and
+/// without this the table grows for as long as the server runs.
+async fn prune_refresh_tokens(db: Database) {
+    let mut every = tokio::time::interval(PRUNE_INTERVAL);
+    loop {
+        every.tick().await;
+        let now = chrono::Utc::now().naive_utc();
+        match db
+            .run(move |conn| crate::db::refresh_tokens::prune(conn, now))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired refresh tokens deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete expired refresh tokens"),
+        }
+    }
 }
 
 /// What `grimnir user create` made.

@@ -160,6 +160,26 @@ async fn sessions(backend: &api::Backend) {
         .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
 
+    // Pruning deletes expired tokens only.
+    let before = db
+        .run(|c| Ok(schema::refresh_tokens::table.count().get_result::<i64>(c)?))
+        .await
+        .unwrap();
+    let now = Utc::now().naive_utc();
+    assert_eq!(
+        db.run(move |c| refresh_tokens::prune(c, now))
+            .await
+            .unwrap(),
+        0,
+        "{name}"
+    );
+    let later = now + chrono::Duration::days(31);
+    let pruned = db
+        .run(move |c| refresh_tokens::prune(c, later))
+        .await
+        .unwrap();
+    assert_eq!(i64::try_from(pruned).unwrap(), before, "{name}");
+
     let actions = audit_actions(&db).await;
     for action in [
         "auth.login",

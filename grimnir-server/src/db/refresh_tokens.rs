@@ -175,6 +175,15 @@ pub fn family_revoked(conn: &mut DbConnection, family: FamilyId) -> Result<bool,
     Ok(revoked || !any)
 }
 
+/// Deletes tokens that expired before `before`; returns how many. An expired token is refused
+/// whether or not its row exists, so only the reuse alarm for tokens that old is given up.
+pub fn prune(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, StorageError> {
+    Ok(
+        diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(before)))
+            .execute(conn)?,
+    )
+}
+
 /// Every token of a family, oldest first (for tests and audits).
 pub fn family(
     conn: &mut DbConnection,
