@@ -60,7 +60,27 @@ impl Stage {
 pub struct Chain {
     stages: Vec<Stage>,
     channels: usize,
+    /// The format set by [`Processor::prepare`], if it was.
+    spec: Option<AudioSpec>,
+    /// The loudness last given to [`Chain::set_track_loudness`], for a chain that replaces this.
+    track_lufs: Option<f64>,
+    /// The chain being faded out after [`Chain::replace`].
+    outgoing: Option<Box<Outgoing>>,
 }
+
+/// A replaced chain, still running while the new one fades in.
+#[derive(Debug)]
+struct Outgoing {
+    chain: Chain,
+    /// Frames of the crossfade done, and in all.
+    done: usize,
+    length: usize,
+    /// The block as it came in, for the outgoing chain (a chunk at a time).
+    scratch: Vec<f32>,
+}
+
+/// Frames processed at a time during a crossfade between chains.
+const FADE_CHUNK: usize = 1024;
 
 impl Chain {
     /// The processors of `graph`, after validating it.
@@ -82,13 +102,62 @@ impl Chain {
         Ok(Chain {
             stages,
             channels: 1,
+            spec: None,
+            track_lufs: None,
+            outgoing: None,
         })
+    }
+
+    /// Applies `graph` to a running chain without a click, whatever its shape.
+    ///
+    /// A graph of the same shape is applied by [`Chain::update`]. Another shape becomes a new
+    /// chain, prepared for the same format and told the same track loudness, and the output
+    /// crossfades from the old chain to the new one over `fade_frames` frames: both run on the
+    /// same input meanwhile, weighted by a raised cosine whose two gains sum to one (the two
+    /// outputs are near copies of each other, so equal-amplitude is the fade that keeps the
+    /// level). The old chain is dropped when the fade ends.
+    ///
+    /// The new chain starts from rest, as a chain built for the next item would. When the
+    /// chains' latencies differ (a limiter's look-ahead), the fade blends the two timings
+    /// instead of jumping from one to the other. An invalid graph is refused with the reason
+    /// and the running chain stays as it was.
+    pub fn replace(&mut self, graph: &DspGraph, fade_frames: usize) -> Result<(), DspError> {
+        if self.update(graph).is_ok() {
+            return Ok(());
+        }
+        let mut next = Chain::new(graph)?;
+        let Some(spec) = self.spec else {
+            // Not running yet: nothing to fade from.
+            next.set_track_loudness(self.track_lufs);
+            *self = next;
+            return Ok(());
+        };
+        next.prepare(spec)?;
+        next.set_track_loudness(self.track_lufs);
+        let mut old = std::mem::replace(self, next);
+        // A fade still running is cut short: only the chain that was being faded in carries on
+        // into the new fade.
+        old.outgoing = None;
+        if fade_frames > 0 {
+            self.outgoing = Some(Box::new(Outgoing {
+                chain: old,
+                done: 0,
+                length: fade_frames,
+                scratch: vec![0.0; FADE_CHUNK * spec.channels()],
+            }));
+        }
+        Ok(())
+    }
+
+    /// Whether a crossfade from a replaced chain is still running.
+    pub fn is_crossfading(&self) -> bool {
+        self.outgoing.is_some()
     }
 
     /// Applies new parameters to a running chain without clicks: each processor smooths its own
     /// change. The graph must have the same node types in the same order, or this returns an
-    /// error and leaves the chain as it was; the caller then builds a new chain (and the engine
-    /// crossfades to it). Changes to normalization and limiter parameters are not applied here:
+    /// error and leaves the chain as it was; [`Chain::replace`] then builds a new chain and
+    /// crossfades to it. Changes to normalization and limiter parameters are not applied here:
     /// a ceiling or target that moves mid-item would be heard as pumping, so they take effect in
     /// a chain built for the next item.
     pub fn update(&mut self, graph: &DspGraph) -> Result<(), DspError> {
@@ -126,6 +195,10 @@ impl Chain {
     /// Tells every normalizer the next item's integrated loudness (track mode), or `None` for a
     /// source of unknown loudness (live mode).
     pub fn set_track_loudness(&mut self, lufs: Option<f64>) {
+        self.track_lufs = lufs;
+        if let Some(out) = &mut self.outgoing {
+            out.chain.set_track_loudness(lufs);
+        }
         for stage in &mut self.stages {
             if let Stage::Normalize(n) = stage {
                 n.set_track_loudness(lufs);
@@ -136,6 +209,15 @@ impl Chain {
     /// Processes a block with a microphone signal for the ducking nodes (same format and length
     /// as `block`). Without a microphone, ducking releases.
     pub fn process_with_sidechain(&mut self, block: &mut [f32], mic: Option<&[f32]>) {
+        if self.outgoing.is_some() {
+            self.crossfade(block, mic);
+        } else {
+            self.run(block, mic);
+        }
+    }
+
+    /// Runs the block through this chain's own processors.
+    fn run(&mut self, block: &mut [f32], mic: Option<&[f32]>) {
         // Whatever the graph holds (even nothing that processes audio), no NaN, infinity or
         // denormal leaves the chain.
         let whole = block.len() - block.len() % self.channels.max(1);
@@ -147,6 +229,53 @@ impl Chain {
                 (Stage::Ducking(d), Some(mic)) => d.process_with_sidechain(block, mic),
                 (stage, _) => stage.processor().process(block),
             }
+        }
+    }
+
+    /// Runs the block through the outgoing chain and this one, a chunk at a time, and mixes
+    /// them by the fade; ends the fade when it is complete.
+    fn crossfade(&mut self, block: &mut [f32], mic: Option<&[f32]>) {
+        let channels = self.channels.max(1);
+        let whole = block.len() - block.len() % channels;
+        let mut at = 0;
+        while at < whole {
+            let Some(out) = self.outgoing.as_mut() else {
+                // The fade ended in this block: the rest is this chain's alone.
+                let mic = mic.and_then(|m| m.get(at..whole));
+                self.run(&mut block[at..whole], mic);
+                return;
+            };
+            let frames = ((whole - at) / channels)
+                .min(FADE_CHUNK)
+                .min(out.length - out.done);
+            let n = frames * channels;
+            let chunk = &mut block[at..at + n];
+            let mic_chunk = mic.and_then(|m| m.get(at..at + n));
+            let old = &mut out.scratch[..n];
+            old.copy_from_slice(chunk);
+            out.chain.run(old, mic_chunk);
+            let (done, length) = (out.done, out.length);
+            self.run(chunk, mic_chunk);
+            let Some(out) = self.outgoing.as_mut() else {
+                return;
+            };
+            for (k, (new, old)) in chunk
+                .chunks_exact_mut(channels)
+                .zip(out.scratch[..n].chunks_exact(channels))
+                .enumerate()
+            {
+                // Raised cosine from 0 to 1 over the fade; the old chain gets the rest.
+                let x = (done + k + 1) as f64 / length as f64;
+                let g = (0.5 - 0.5 * (std::f64::consts::PI * x).cos()) as f32;
+                for (y, o) in new.iter_mut().zip(old) {
+                    *y = g * *y + (1.0 - g) * *o;
+                }
+            }
+            out.done += frames;
+            if out.done >= out.length {
+                self.outgoing = None;
+            }
+            at += n;
         }
     }
 
@@ -162,6 +291,9 @@ impl Chain {
 impl Processor for Chain {
     fn prepare(&mut self, spec: AudioSpec) -> Result<(), DspError> {
         self.channels = spec.channels();
+        self.spec = Some(spec);
+        // A new format ends any crossfade: the outgoing chain was prepared for the old one.
+        self.outgoing = None;
         for stage in &mut self.stages {
             stage.processor().prepare(spec)?;
         }
@@ -169,6 +301,7 @@ impl Processor for Chain {
     }
 
     fn reset(&mut self) {
+        self.outgoing = None;
         for stage in &mut self.stages {
             stage.processor().reset();
         }

@@ -57,7 +57,8 @@ pub use graph::{
 pub use limiter::TruePeakLimiter;
 pub use meter::{Meter, Reading};
 pub use normalize::{
-    LIVE_FALL_DB_PER_SEC, LIVE_GATE_LUFS, LIVE_SLEW_DB_PER_SEC, LoudnessNormalizer, MAX_CUT_DB,
+    GAIN_SEGMENT, LIVE_FALL_DB_PER_SEC, LIVE_GATE_LUFS, LIVE_SLEW_DB_PER_SEC, LoudnessNormalizer,
+    MAX_CUT_DB,
 };
 pub use processor::{Processor, db_to_gain, gain_to_db, sanitize};
 pub use silence::{SilenceEvent, SilenceWatch};

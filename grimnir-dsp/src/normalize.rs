@@ -15,8 +15,11 @@
 //!   samples above [`LIVE_GATE_LUFS`] and within 10 LU of the window's level enter the average.
 //!   Pauses and silence add nothing, so the gain holds through them: silence is never pumped up.
 //!
-//! Gain is bounded by `max_gain_db` upward and [`MAX_CUT_DB`] downward, and is interpolated
-//! linearly across each block, so no step is audible. After the gain, a [`TruePeakLimiter`] keeps
+//! Gain is bounded by `max_gain_db` upward and [`MAX_CUT_DB`] downward, and moves in straight
+//! lines of [`GAIN_SEGMENT`] frames, so no step is audible. Those segments and the 100 ms
+//! measuring hops lie on a grid counted from the start of the stream, not from the blocks it
+//! arrives in: the output is the same whatever the block sizes (a render and a live station
+//! given the same audio agree). After the gain, a [`TruePeakLimiter`] keeps
 //! the output at or under `true_peak_limit_dbtp` (a hot track raised toward a quiet target, or a
 //! quiet track with hot peaks, would otherwise clip).
 
@@ -36,6 +39,8 @@ pub const LIVE_GATE_LUFS: f64 = -45.0;
 pub const MAX_CUT_DB: f64 = 40.0;
 /// Length of the ramp to a new track's gain, ms.
 const TRACK_RAMP_MS: f64 = 100.0;
+/// Frames over which the gain moves in one straight line (1.3 ms at 48 kHz).
+pub const GAIN_SEGMENT: usize = 64;
 
 /// The normalizer. Configure with [`crate::LoudnessNormalize`] parameters.
 pub struct LoudnessNormalizer {
@@ -53,11 +58,15 @@ pub struct LoudnessNormalizer {
     /// Momentary loudness at the end of the last hop, LUFS.
     momentary: f64,
     track_lufs: Option<f64>,
-    /// Gain applied at the end of the last block, and the gain aimed for, dB.
+    /// Gain reached at the end of the current segment, and the gain aimed for, dB.
     gain_db: f64,
     target_db: f64,
     /// Largest gain change per frame, dB (depends on the mode).
     slew_db: f64,
+    /// Frames into the current gain segment; its linear gain at the start and per frame.
+    seg_pos: usize,
+    seg_from: f32,
+    seg_step: f32,
     ceiling: TruePeakLimiter,
     /// Off when a limiter later in the chain already holds an equal or lower ceiling.
     ceiling_on: bool,
@@ -91,6 +100,9 @@ impl LoudnessNormalizer {
             gain_db: 0.0,
             target_db: 0.0,
             slew_db: 0.0,
+            seg_pos: 0,
+            seg_from: 1.0,
+            seg_step: 0.0,
             ceiling: TruePeakLimiter::new(Self::ceiling_params(&params)),
             ceiling_on: true,
         }
@@ -172,7 +184,22 @@ impl LoudnessNormalizer {
         self.params.true_peak_limit_dbtp
     }
 
-    /// The gain currently applied before the ceiling, dB.
+    /// Starts a gain segment: a straight line from the gain reached so far toward the target,
+    /// no steeper than the slew allows.
+    fn start_segment(&mut self) {
+        let rise = self.slew_db * GAIN_SEGMENT as f64;
+        let fall = match self.track_lufs {
+            Some(_) => rise,
+            None => rise * (LIVE_FALL_DB_PER_SEC / LIVE_SLEW_DB_PER_SEC),
+        };
+        let next = self.gain_db + (self.target_db - self.gain_db).clamp(-fall, rise);
+        let (from, to) = (db_to_gain(self.gain_db) as f32, db_to_gain(next) as f32);
+        self.seg_from = from;
+        self.seg_step = (to - from) / GAIN_SEGMENT as f32;
+        self.gain_db = next;
+    }
+
+    /// The gain reached at the end of the current gain segment (before the ceiling), dB.
     pub fn gain_db(&self) -> f64 {
         self.gain_db
     }
@@ -217,6 +244,7 @@ impl Processor for LoudnessNormalizer {
             .track_lufs
             .map_or(0.0, |l| self.bounded(self.params.target_lufs - l));
         self.target_db = self.gain_db;
+        self.seg_pos = 0;
         self.ceiling.reset();
     }
 
@@ -231,51 +259,50 @@ impl Processor for LoudnessNormalizer {
         for x in block.iter_mut() {
             *x = sanitize(*x);
         }
-        if self.track_lufs.is_none() {
-            let mut rest: &[f32] = block;
-            while !rest.is_empty() {
-                let take = ((self.hop - self.since_hop) * ch).min(rest.len());
+        // Pieces that end at the next gain segment or measuring hop, whichever comes first.
+        let live = self.track_lufs.is_none();
+        let mut at = 0;
+        while at < block.len() {
+            let mut frames = ((block.len() - at) / ch).min(GAIN_SEGMENT - self.seg_pos);
+            if live {
+                frames = frames.min(self.hop - self.since_hop);
+            }
+            let piece = &mut block[at..at + frames * ch];
+            at += frames * ch;
+            if self.seg_pos == 0 {
+                self.start_segment();
+            }
+            if live {
                 if let Some(meter) = &mut self.meter {
-                    meter.add(&rest[..take]);
+                    meter.add(piece);
                 }
-                self.since_hop += take / ch;
-                rest = &rest[take..];
+                self.since_hop += frames;
                 if self.since_hop >= self.hop {
                     self.since_hop = 0;
                     if let Some(meter) = &mut self.meter {
                         self.momentary = meter.end_hop();
                     }
                     self.sample();
+                    let loudness = self.window_loudness();
+                    if loudness.is_finite() {
+                        self.target_db = self.bounded(self.params.target_lufs - loudness);
+                    }
                 }
             }
-            let loudness = self.window_loudness();
-            if loudness.is_finite() {
-                self.target_db = self.bounded(self.params.target_lufs - loudness);
-            }
-        }
-        // Move toward the target no faster than the slew, interpolating linearly in gain.
-        let frames = block.len() / ch;
-        let rise = self.slew_db * frames as f64;
-        let fall = match self.track_lufs {
-            Some(_) => rise,
-            None => rise * (LIVE_FALL_DB_PER_SEC / LIVE_SLEW_DB_PER_SEC),
-        };
-        let next = self.gain_db + (self.target_db - self.gain_db).clamp(-fall, rise);
-        let (from, to) = (db_to_gain(self.gain_db) as f32, db_to_gain(next) as f32);
-        if from != to {
-            let step = (to - from) / frames as f32;
-            for (i, frame) in block.chunks_exact_mut(ch).enumerate() {
-                let g = from + step * (i + 1) as f32;
-                for x in frame {
-                    *x *= g;
+            if self.seg_step != 0.0 {
+                for (i, frame) in piece.chunks_exact_mut(ch).enumerate() {
+                    let g = self.seg_from + self.seg_step * (self.seg_pos + i + 1) as f32;
+                    for x in frame {
+                        *x *= g;
+                    }
+                }
+            } else if self.seg_from != 1.0 {
+                for x in piece.iter_mut() {
+                    *x *= self.seg_from;
                 }
             }
-        } else if to != 1.0 {
-            for x in block.iter_mut() {
-                *x *= to;
-            }
+            self.seg_pos = (self.seg_pos + frames) % GAIN_SEGMENT;
         }
-        self.gain_db = next;
         if self.ceiling_on {
             self.ceiling.process(block);
         }
@@ -398,15 +425,62 @@ mod tests {
         n.set_track_loudness(Some(-6.0));
         let mut after = vec![0.01f32; 48_000];
         run(&mut n, &mut after);
-        // A DC input makes the gain visible sample by sample: no step larger than the ramp's.
+        // A DC input makes the gain visible sample by sample: no step larger than the ramp's
+        // slew (the whole gain range in 100 ms, in dB) allows at the highest gain.
         let steps = after
             .windows(2)
             .map(|w| (w[1] - w[0]).abs())
             .fold(0f32, f32::max);
-        let ramp_frames = (TRACK_RAMP_MS / 1000.0 * 48_000.0) as f32;
+        let ramp_frames = TRACK_RAMP_MS / 1000.0 * 48_000.0;
+        let slew = (db_to_gain((MAX_CUT_DB + 24.0) / ramp_frames) - 1.0) as f32;
         assert!(
-            steps <= 0.01 * db_to_gain(24.0) as f32 / ramp_frames * 4.0,
+            steps <= 0.01 * db_to_gain(24.0) as f32 * slew * 1.01,
             "largest step {steps}"
         );
+        // And the ramp is one: the gain gets there, in about the ramp's time.
+        let settled = db_to_gain(crate::LoudnessNormalize::default().target_lufs + 6.0) as f32;
+        assert!(
+            (after[47_999] - 0.01 * settled).abs() < 1e-6,
+            "{}",
+            after[47_999]
+        );
+    }
+
+    #[test]
+    fn the_output_does_not_depend_on_block_sizes() {
+        // A level change mid-stream, in both modes: the ramps, the live measuring hops and the
+        // ceiling must fall on the same frames however the audio is cut into blocks.
+        let spec = AudioSpec::new(44_100, 2).unwrap();
+        let mut audio = tone(-30.0, 3.0, spec);
+        audio.extend(tone(-8.0, 3.0, spec));
+        for track in [Some(-30.0), None] {
+            let run_in = |sizes: &[usize]| {
+                let mut n = LoudnessNormalizer::new(crate::LoudnessNormalize::default());
+                n.prepare(spec).unwrap();
+                n.set_track_loudness(track);
+                let mut out = audio.clone();
+                let mut at = 0;
+                for &size in sizes.iter().cycle() {
+                    if at >= out.len() {
+                        break;
+                    }
+                    // Blocks are cut at the middle too, where the next track starts.
+                    let mid = audio.len() / 2;
+                    let end = (at + 2 * size).min(if at < mid { mid } else { out.len() });
+                    n.process(&mut out[at..end]);
+                    at = end;
+                    if at == audio.len() / 2 && track.is_some() {
+                        n.set_track_loudness(Some(-8.0));
+                    }
+                }
+                out
+            };
+            let whole = run_in(&[audio.len() / 4]);
+            for sizes in [&[1024][..], &[333, 7, 4410, 1], &[64]] {
+                let other = run_in(sizes);
+                let first = whole.iter().zip(&other).position(|(a, b)| a != b);
+                assert_eq!(first, None, "{track:?}, blocks {sizes:?}: first difference");
+            }
+        }
     }
 }

@@ -107,6 +107,15 @@ fn the_whole_chain_never_allocates_once_prepared() {
             chain.update(&louder).unwrap();
             chain.set_track_loudness(Some(-12.0));
         }
+        if n == 320 {
+            // Building a chain of another shape allocates, as the control side does; the
+            // crossfade to it that follows, on the audio side, must not.
+            ARMED.with(|a| a.set(false));
+            let mut other = every_node();
+            other.nodes.remove(1);
+            chain.replace(&other, 48_000).unwrap();
+            ARMED.with(|a| a.set(true));
+        }
         chain.process_with_sidechain(&mut block, Some(&mic));
         while chain.take_silence_event().is_some() {
             events += 1;

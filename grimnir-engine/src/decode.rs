@@ -32,7 +32,7 @@ pub struct Decoder {
     /// Frames before this output frame of the file are dropped (the cue-in, and an MP3's
     /// encoder and decoder delay).
     skip_until: u64,
-    /// Frames left to give, when the file says where its audio ends (an MP3's padding).
+    /// Frames left to give, when the file says where its audio ends (an MP3's padding, an MP4's edit list).
     left: Option<u64>,
     /// Decoded samples not read yet, from `pending_pos`.
     pending: Vec<f32>,
@@ -126,14 +126,19 @@ impl Decoder {
         let cue_in = cue_in.max(0.0);
         let frames_at = |seconds: f64| (seconds * f64::from(rate)).round() as u64;
         // An MP3's priming comes first in the decoded stream, and its padding last.
-        let gapless = read_head(path)
-            .as_deref()
-            .and_then(crate::mp3_gapless::read);
+        let head = read_head(path);
+        // An MP3's priming comes first in the decoded stream, and its padding last.
+        let gapless = head.as_deref().and_then(crate::mp3_gapless::read);
         let delay = gapless.map_or(0.0, |g| g.skip as f64 / f64::from(g.rate));
-        let left = gapless.and_then(|g| {
-            let seconds = g.length? as f64 / f64::from(g.rate.max(1));
-            Some(frames_at(seconds).saturating_sub(frames_at(cue_in)))
-        });
+        let mut length = gapless.and_then(|g| Some(g.length? as f64 / f64::from(g.rate.max(1))));
+        // An MP4's priming is skipped by qtdemux; its end is cut here, by the edit list.
+        if head.as_deref().is_some_and(is_mp4)
+            && let Some(edit) = crate::mp4_gapless::read(path)
+        {
+            length = Some(edit.seconds());
+            lengthen_movie(&src, edit);
+        }
+        let left = length.map(|seconds| frames_at(seconds).saturating_sub(frames_at(cue_in)));
         let decoder = Decoder {
             path: shown,
             pipeline,
@@ -262,6 +267,43 @@ fn describe(err: &gst::message::Error) -> String {
         Some(debug) => format!("{e} ({})", debug.lines().last().unwrap_or_default()),
         None => e.to_string(),
     }
+}
+
+/// Whether a file's head is an ISO base media file (MP4, M4A): a `ftyp` box first.
+fn is_mp4(head: &[u8]) -> bool {
+    head.get(4..8) == Some(b"ftyp")
+}
+
+/// Shows qtdemux the movie duration of `edit` lengthened by its priming, so that it pushes
+/// the file's last frame (see [`crate::mp4_gapless`]): every piece of the file the source
+/// element gives passes a probe that rewrites the `mvhd` duration field where it overlaps.
+fn lengthen_movie(uridecodebin: &gst::Element, edit: crate::mp4_gapless::Edit) {
+    uridecodebin.connect("source-setup", false, move |args| {
+        let source = args.get(1).and_then(|v| v.get::<gst::Element>().ok())?;
+        let pad = source.static_pad("src")?;
+        pad.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::PUSH | gst::PadProbeType::PULL,
+            move |_, info| {
+                let offset = match info.buffer() {
+                    Some(buffer) => buffer.offset(),
+                    None => return gst::PadProbeReturn::Ok,
+                };
+                let width = u64::from(edit.mvhd_duration_width);
+                let size = info.buffer().map_or(0, |b| b.size() as u64);
+                let overlaps = offset != u64::MAX // GST_BUFFER_OFFSET_NONE: no file offset
+                    && offset < edit.mvhd_duration_at + width
+                    && edit.mvhd_duration_at < offset + size;
+                if overlaps && let Some(buffer) = info.buffer_mut() {
+                    let buffer = buffer.make_mut();
+                    if let Ok(mut map) = buffer.map_writable() {
+                        edit.patch(offset, map.as_mut_slice());
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+        None
+    });
 }
 
 /// The first 16 KiB of a file, where an MP3's LAME tag is.

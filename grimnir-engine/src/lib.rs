@@ -14,6 +14,7 @@ pub mod encode;
 mod error;
 pub mod mix;
 mod mp3_gapless;
+mod mp4_gapless;
 pub mod output;
 pub mod render;
 pub mod station;

@@ -477,8 +477,9 @@ impl Station {
         self.send(Command::Fade { id, at, seconds })
     }
 
-    /// Replaces the DSP graph: one of the same shape takes over without a click; a refused
-    /// graph is an error and the current one stays.
+    /// Replaces the DSP graph without a click: one of the same shape is applied in place, one
+    /// of another shape by a 100 ms crossfade from the running chain; a refused graph is an
+    /// error and the current one stays.
     pub fn set_graph(&self, graph: DspGraph) -> Result<(), EngineError> {
         graph.validate()?;
         self.dsp.set_graph(&graph)?;
@@ -616,7 +617,8 @@ struct Playout {
     behind: bool,
     loudness: Option<Loudness>,
     on_air: Option<(u64, u64)>,
-    output_states: HashMap<String, crate::output::OutputState>,
+    /// Each output's last known state and warning count.
+    output_states: HashMap<String, (crate::output::OutputState, u64)>,
     cpu: CpuClock,
 }
 
@@ -897,17 +899,27 @@ impl Playout {
 
     fn output_changes(&mut self) {
         let mut changed = Vec::new();
+        let mut warnings = Vec::new();
         for (_, group) in &self.groups {
             for output in lock(group).iter() {
                 let health = output.health();
-                let before = self.output_states.insert(health.name.clone(), health.state);
-                if before != Some(health.state) {
+                let now = (health.state, health.warnings);
+                let before = self.output_states.insert(health.name.clone(), now);
+                if before.map(|(_, w)| w) < Some(health.warnings)
+                    && let Some(w) = &health.last_warning
+                {
+                    warnings.push(format!("output {}: {w}", health.name));
+                }
+                if before.map(|(state, _)| state) != Some(health.state) {
                     changed.push(health);
                 }
             }
         }
         for health in changed {
             self.emit(StationEvent::Output(health));
+        }
+        for warning in warnings {
+            self.emit(StationEvent::Warning(warning));
         }
     }
 

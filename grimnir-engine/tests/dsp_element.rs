@@ -182,6 +182,63 @@ fn a_bad_graph_is_refused_with_a_warning_and_the_old_one_stays() {
 }
 
 #[test]
+fn a_graph_of_another_shape_takes_over_mid_stream_without_a_click() {
+    // A heavy compressor, settled on a loud sine, is swapped for an empty graph half-way: the
+    // level must climb back by a crossfade, not jump.
+    let squash = "nodes:\n  - type: compressor\n    config: { threshold_db: -30.0, ratio: 10.0 }\n";
+    // 997 Hz, so that the switch, at a buffer's start, does not fall on a zero crossing.
+    let amp = 10f32.powf(-1.0 / 20.0);
+    let input: Vec<f32> = (0..RATE as usize)
+        .flat_map(|i| {
+            let v = amp * (std::f32::consts::TAU * 997.0 * i as f32 / RATE as f32).sin();
+            [v, v]
+        })
+        .collect();
+    let run = run(
+        |e| {
+            e.set_property("graph", squash);
+            let element = e.clone();
+            let sink = e.static_pad("sink").unwrap();
+            let done = std::sync::atomic::AtomicBool::new(false);
+            sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                let half = gst::ClockTime::from_mseconds(500);
+                if info.buffer().and_then(|b| b.pts()) >= Some(half)
+                    && !done.swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    element.set_property("graph", "");
+                }
+                gst::PadProbeReturn::Ok
+            });
+        },
+        None,
+        &input,
+    );
+    let left: Vec<f32> = run.output.iter().step_by(2).copied().collect();
+    let half = RATE as usize / 2;
+    // Before: squashed; at the end: the sine as it came in.
+    assert!(rms_db(&left[half - 4800..half]) < rms_db(&sine(-1.0, 0.1)) - 10.0);
+    let tail = left.len() - 4800;
+    let want: Vec<f32> = input.iter().step_by(2).copied().collect();
+    assert!(
+        left[tail..]
+            .iter()
+            .zip(&want[tail..])
+            .all(|(a, b)| (a - b).abs() < 1e-6)
+    );
+    // And from once the compressor has settled, through the switch to the end, no step
+    // between samples beyond the sine's own steepest.
+    let sine_step = amp * std::f32::consts::TAU * 997.0 / RATE as f32;
+    let worst = left[half - 4800..]
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        worst <= sine_step * 1.01,
+        "a step of {worst} (sine: {sine_step})"
+    );
+}
+
+#[test]
 fn silence_is_reported_on_the_bus() {
     let mut input = sine(-10.0, 1.0);
     input.extend(std::iter::repeat_n(0.0, 2 * RATE as usize * 3));

@@ -465,6 +465,60 @@ fn retention_deletes_our_files_older_than_keep_days() {
     assert_eq!(made.len(), 3, "{made:?}");
 }
 
+/// Makes a file undeletable (`chattr +i`) until dropped; `None` where that is not permitted
+/// (it needs root and a file system with the immutable flag).
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(path: &Path) -> Option<Immutable> {
+        let ok = Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        (ok && std::fs::remove_file(path).is_err()).then(|| Immutable(path.to_owned()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn an_old_recording_that_cannot_be_deleted_is_a_warning_not_a_failure() {
+    let dir = TempDir::new("undeletable");
+    let d = &dir.0;
+    let stuck = d.join("rec-20000101-000000.mp3");
+    write_file(&stuck, 1_000);
+    let Some(_guard) = Immutable::set(&stuck) else {
+        let why = "chattr +i is not permitted here (it needs root and ext4/xfs)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+        eprintln!("SKIPPED: {why}");
+        return;
+    };
+    let (info, packets) = mp3();
+    let mut config = RecordConfig::new(d, "rec");
+    config.keep_days = Some(7);
+    let mut recorder = Recorder::new(config);
+    recorder.open(info, &[]).unwrap();
+    for packet in packets {
+        recorder.write(packet).unwrap();
+    }
+    recorder.close();
+    let warning = recorder.take_warning().expect("a warning");
+    assert!(
+        warning.contains("rec-20000101-000000.mp3") && warning.contains("cannot be deleted"),
+        "{warning}"
+    );
+    assert_eq!(recorder.take_warning(), None);
+    // The recording itself was made in full.
+    let made = recordings(d, "rec", "mp3");
+    assert_eq!(made.len(), 2, "{made:?}");
+    assert!(std::fs::metadata(&made[1]).unwrap().len() > 1_000);
+}
+
 #[test]
 fn an_existing_file_is_never_overwritten() {
     let dir = TempDir::new("no-overwrite");

@@ -8,6 +8,7 @@
 //! | (the file itself) | `GRIMNIR_CONFIG` | `RLM_CONFIG` | none; `--config` wins |
 //! | `environment` | `GRIMNIR_ENV` | `RLM_ENV` | `development` |
 //! | `data_dir` | `GRIMNIR_DATA_DIR` | `RLM_DATA_DIR` | `./data` |
+//! | `stations_dir` | `GRIMNIR_STATIONS_DIR` | `RLM_STATIONS_DIR` | none: no station files |
 //! | `http.listen` | `GRIMNIR_HTTP_LISTEN` | `RLM_HTTP_LISTEN` | `127.0.0.1:8080` |
 //! | `database.url` | `GRIMNIR_DATABASE_URL` | `RLM_DATABASE_URL` | `sqlite://<data_dir>/grimnir.db` |
 //! | `database.pool_size` | `GRIMNIR_DATABASE_POOL_SIZE` | `RLM_DATABASE_POOL_SIZE` | `8` |
@@ -170,6 +171,8 @@ struct FileConfig {
     #[serde(default)]
     data_dir: Option<PathBuf>,
     #[serde(default)]
+    stations_dir: Option<PathBuf>,
+    #[serde(default)]
     http: FileHttp,
     #[serde(default)]
     database: FileDatabase,
@@ -265,6 +268,8 @@ pub struct Config {
     pub environment: Environment,
     /// Where the server keeps its files (the SQLite database by default).
     pub data_dir: PathBuf,
+    /// The directory of declarative station files (see [`crate::station_files`]), if any.
+    pub stations_dir: Option<PathBuf>,
     /// The HTTP listener.
     pub http: HttpConfig,
     /// The database.
@@ -289,6 +294,7 @@ impl Default for Config {
                 connect_timeout: Duration::from_secs(5),
             },
             data_dir,
+            stations_dir: None,
             http: HttpConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             },
@@ -488,6 +494,7 @@ macro_rules! setting {
 const CONFIG: Setting = setting!("CONFIG");
 const ENV: Setting = setting!("ENV");
 const DATA_DIR: Setting = setting!("DATA_DIR");
+const STATIONS_DIR: Setting = setting!("STATIONS_DIR");
 const HTTP_LISTEN: Setting = setting!("HTTP_LISTEN");
 const DATABASE_URL: Setting = setting!("DATABASE_URL");
 const DATABASE_POOL_SIZE: Setting = setting!("DATABASE_POOL_SIZE");
@@ -555,6 +562,10 @@ impl Config {
         })?
         .or(parsed.data_dir)
         .unwrap_or(defaults.data_dir);
+        let stations_dir = env_value(env, &STATIONS_DIR, &mut warnings, |s| {
+            Ok::<_, String>(PathBuf::from(s))
+        })?
+        .or(parsed.stations_dir);
         let listen = env_value(env, &HTTP_LISTEN, &mut warnings, |s| {
             s.parse::<SocketAddr>()
                 .map_err(|_| "not an address and port such as 127.0.0.1:8080".to_owned())
@@ -597,6 +608,7 @@ impl Config {
         let config = Config {
             environment,
             data_dir,
+            stations_dir,
             http: HttpConfig { listen },
             database: DatabaseConfig {
                 url,

@@ -18,6 +18,9 @@
 //! - [`audit`]: the audit log.
 //! - [`logging`]: `tracing` with readable lines in development and JSON lines in production.
 //! - [`server`]: what `grimnir serve` and `grimnir migrate` do.
+//! - [`station_files`]: declarative station files (station, mounts, DSP graph, failover),
+//!   validated with errors that name file, line and field, applied at start and again
+//!   whenever one changes.
 //!
 //! The other API resources, the event bus, metrics and the executor pool come next; the crate's
 //! README lists them.
@@ -61,3 +64,5 @@ pub mod db;
 pub mod http;
 pub mod logging;
 pub mod server;
+pub mod station_files;
+mod yaml_paths;

@@ -14,6 +14,7 @@ use crate::config::{Config, Environment};
 use crate::db::users::{self, AccountRole, NewUser, User};
 use crate::db::{Database, StorageError};
 use crate::http::{self, AppState, SHUTDOWN_GRACE};
+use crate::station_files;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,9 @@ pub enum ServeError {
     /// No random secret could be made.
     #[error("cannot make a JWT secret: {0}")]
     Random(String),
+    /// A station file is invalid, or could not be applied.
+    #[error(transparent)]
+    StationFile(#[from] crate::station_files::StationFileError),
     /// Serving failed.
     #[error("HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
@@ -110,6 +114,21 @@ pub async fn serve(
         tracing::info!(applied = %applied.join(", "), "migrations applied");
     }
     let pruning = tokio::spawn(prune_refresh_tokens(db.clone()));
+    // Station files: every one must be valid to start; then changes are applied as they come.
+    let (watch_stop, watch_stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = match &config.stations_dir {
+        Some(dir) => {
+            let states = station_files::load_all(&db, dir).await?;
+            let watcher = station_files::Watcher::new(db.clone(), dir.clone(), states);
+            Some(tokio::spawn(watcher.run(
+                station_files::WATCH_INTERVAL,
+                async move {
+                    let _ = watch_stopped.await;
+                },
+            )))
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(config.http.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -126,6 +145,10 @@ pub async fn serve(
     )
     .await?;
     pruning.abort();
+    let _ = watch_stop.send(());
+    if let Some(watcher) = watcher {
+        let _ = watcher.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -23,6 +23,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 const DEFAULT_METER_INTERVAL_MS: u64 = 1000;
+/// How long the crossfade from a running chain to one of another shape lasts, ms.
+pub(super) const GRAPH_CROSSFADE_MS: f64 = 100.0;
 
 /// What the properties hold.
 #[derive(Debug)]
@@ -70,8 +72,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl DspFilter {
-    /// Makes `graph` the element's graph: into the running chain if one exists (smoothly when
-    /// the shape is the same, else by a new chain), and into the settings.
+    /// Makes `graph` the element's graph: into the running chain if one exists (in place when
+    /// the shape is the same, else by a crossfade to a new chain), and into the settings.
     pub(super) fn apply_graph(
         &self,
         graph: DspGraph,
@@ -79,13 +81,9 @@ impl DspFilter {
     ) -> Result<(), DspError> {
         graph.validate()?;
         let mut state = lock(&self.state);
-        if let Some(state) = state.as_mut()
-            && state.chain.update(&graph).is_err()
-        {
-            let mut chain = Chain::new(&graph)?;
-            chain.prepare(state.spec)?;
-            chain.set_track_loudness(lock(&self.settings).track_lufs);
-            state.chain = chain;
+        if let Some(state) = state.as_mut() {
+            let fade = state.spec.frames_in_ms(GRAPH_CROSSFADE_MS);
+            state.chain.replace(&graph, fade)?;
         }
         let mut settings = lock(&self.settings);
         settings.graph_text = text.unwrap_or_default();

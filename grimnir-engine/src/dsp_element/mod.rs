@@ -6,7 +6,7 @@
 //! - Property `graph`: the DSP graph as YAML or JSON text (an empty string is an empty graph:
 //!   audio passes, sanitized). A graph with the same node types in the same order is applied
 //!   to the running chain without clicks ([`grimnir_dsp::Chain::update`]); another shape builds
-//!   a new chain at the next buffer. A graph that does not parse or validate is refused with a
+//!   a new chain and the output crossfades to it over 100 ms ([`grimnir_dsp::Chain::replace`]). A graph that does not parse or validate is refused with a
 //!   warning on the bus naming what is wrong, and the running graph stays.
 //! - Property `meter-interval`: how often the readings of the output are posted, ms (0: never).
 //!   Each is an element message named [`METER_MESSAGE`] with the fields `momentary`,

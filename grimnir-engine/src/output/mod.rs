@@ -103,6 +103,12 @@ pub trait Destination: Send + 'static {
     }
     /// Closes the connection or file (the worker may open it again).
     fn close(&mut self);
+    /// The next problem the destination met that did not stop it (an old recording it could
+    /// not delete, a final flush that failed on close), oldest first. The worker asks after
+    /// every open, write and close, and reports each one in the output's health.
+    fn take_warning(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// How long to wait before opening a failed output again.
@@ -162,6 +168,10 @@ pub struct OutputHealth {
     pub reconnects: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
+    /// Problems that did not stop the output (see [`Destination::take_warning`]).
+    pub warnings: u64,
+    /// The last of them, if any.
+    pub last_warning: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -349,6 +359,7 @@ impl Worker {
                     drop(s);
                     opened_before = true;
                     wait = self.backoff.initial;
+                    self.collect_warnings();
                     self.take_title();
                     self.announce();
                 }
@@ -388,6 +399,7 @@ impl Worker {
                     Message::Packet(p) => {
                         self.remember(&p);
                         let r = self.destination.write(&p);
+                        self.collect_warnings();
                         let mut s = lock(&self.shared);
                         if r.is_ok() {
                             s.health.bytes += p.buffer.size() as u64;
@@ -412,6 +424,7 @@ impl Worker {
                 };
                 if let Err(e) = result {
                     self.destination.close();
+                    self.collect_warnings();
                     lock(&self.shared).connected = false;
                     self.note_error(e);
                     continue 'outer;
@@ -419,7 +432,17 @@ impl Worker {
             }
         }
         self.destination.close();
+        self.collect_warnings();
         lock(&self.shared).connected = false;
+    }
+
+    /// Moves the destination's warnings into the output's health.
+    fn collect_warnings(&mut self) {
+        while let Some(w) = self.destination.take_warning() {
+            let mut s = lock(&self.shared);
+            s.health.warnings += 1;
+            s.health.last_warning = Some(w);
+        }
     }
 
     /// Takes the latest title the station announced, if there is a new one.
@@ -467,6 +490,8 @@ mod tests {
         log: Arc<Mutex<Vec<String>>>,
         refuse: Arc<Mutex<u32>>,
         stall: Arc<Mutex<Option<Duration>>>,
+        /// Warnings it will report, one after each write of 7 bytes and one on close.
+        warnings: Arc<Mutex<std::collections::VecDeque<String>>>,
     }
 
     impl Destination for Probe {
@@ -498,7 +523,20 @@ mod tests {
             if size == 99 {
                 return Err("broken pipe".into());
             }
+            if size == 7 {
+                self.warnings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_back("old file kept".into());
+            }
             Ok(())
+        }
+
+        fn take_warning(&mut self) -> Option<String> {
+            self.warnings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front()
         }
 
         fn now_playing(&mut self, meta: &NowPlaying) -> Result<(), String> {
@@ -514,6 +552,10 @@ mod tests {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push("close".into());
+            self.warnings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_back("final flush failed".into());
         }
     }
 
@@ -581,6 +623,26 @@ mod tests {
         // The first open may come before or after the headers were queued.
         let tail = &log[log.len() - expected.len() + 3..];
         assert_eq!(tail, &expected[3..], "{log:?}");
+    }
+
+    #[test]
+    fn warnings_are_counted_without_taking_the_output_down() {
+        gst::init().ok();
+        let probe = Probe::default();
+        let output = Output::start("probe", stream(), Box::new(probe.clone()), 64, fast())
+            .unwrap_or_else(|e| panic!("{e}"));
+        output.send(Packet::from_slice(&[0; 7], false));
+        output.send(Packet::from_slice(&[0; 7], false));
+        let h = wait_for(&output, |h| h.warnings == 2);
+        assert_eq!((h.state, h.warnings), (OutputState::Up, 2), "{h:?}");
+        assert_eq!(h.last_warning.as_deref(), Some("old file kept"));
+        assert_eq!(h.last_error, None);
+        // A write that fails closes the destination: what its close reports is counted too.
+        output.send(Packet::from_slice(&[0; 99], false));
+        let h = wait_for(&output, |h| h.warnings == 3);
+        assert_eq!(h.warnings, 3, "{h:?}");
+        assert_eq!(h.last_warning.as_deref(), Some("final flush failed"));
+        output.stop();
     }
 
     #[test]

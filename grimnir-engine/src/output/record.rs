@@ -90,7 +90,12 @@ pub struct Recorder {
     /// The timestamp of the last packet that came without a duration.
     undated_pts: Option<gst::ClockTime>,
     file: Option<Recording>,
+    /// Problems that did not stop the recording, for [`Destination::take_warning`].
+    warnings: std::collections::VecDeque<String>,
 }
+
+/// The most warnings kept until the worker takes them; older ones give way.
+const MAX_WARNINGS: usize = 32;
 
 #[derive(Debug)]
 struct Recording {
@@ -110,6 +115,7 @@ impl Recorder {
             headers: Vec::new(),
             headers_done: false,
             undated_pts: None,
+            warnings: std::collections::VecDeque::new(),
             file: None,
         }
     }
@@ -181,16 +187,38 @@ impl Recorder {
         }
     }
 
-    /// Deletes this recorder's own files that the policy no longer keeps. Deletion errors are
-    /// left for the next rotation.
-    fn apply_retention(&self) {
+    fn warn(&mut self, warning: String) {
+        if self.warnings.len() == MAX_WARNINGS {
+            self.warnings.pop_front();
+        }
+        self.warnings.push_back(warning);
+    }
+
+    /// Deletes this recorder's own files that the policy no longer keeps. A file that cannot
+    /// be deleted is reported as a warning and tried again at the next rotation.
+    fn apply_retention(&mut self) {
+        let mut failed = Vec::new();
+        self.retain(&mut failed);
+        for warning in failed {
+            self.warn(warning);
+        }
+    }
+
+    fn retain(&self, failed: &mut Vec<String>) {
         let c = &self.config;
         if c.keep_days.is_none() && c.max_total_bytes.is_none() {
             return;
         }
         let current = self.file.as_ref().map(|f| f.path.as_path());
-        let Ok(entries) = fs::read_dir(&c.dir) else {
-            return;
+        let entries = match fs::read_dir(&c.dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                failed.push(format!(
+                    "recordings in {}: cannot list them to apply retention: {e}",
+                    c.dir.display()
+                ));
+                return;
+            }
         };
         let mut files: Vec<OwnFile> = entries
             .filter_map(Result::ok)
@@ -218,7 +246,12 @@ impl Recorder {
 
         if let Some(days) = c.keep_days {
             let cutoff = unix_seconds(SystemTime::now()) - i64::from(days) * SECONDS_PER_DAY;
-            files.retain(|f| f.started >= cutoff || fs::remove_file(&f.path).is_err());
+            files.retain(|f| {
+                f.started >= cutoff
+                    || fs::remove_file(&f.path)
+                        .map_err(|e| failed.push(cannot_delete(&f.path, &e)))
+                        .is_err()
+            });
         }
         if let Some(max) = c.max_total_bytes {
             let current_bytes = self.file.as_ref().map_or(0, |f| f.bytes);
@@ -227,8 +260,9 @@ impl Recorder {
                 if total <= max {
                     break;
                 }
-                if fs::remove_file(&f.path).is_ok() {
-                    total = total.saturating_sub(f.bytes);
+                match fs::remove_file(&f.path) {
+                    Ok(()) => total = total.saturating_sub(f.bytes),
+                    Err(e) => failed.push(cannot_delete(&f.path, &e)),
                 }
             }
         }
@@ -305,9 +339,21 @@ impl Destination for Recorder {
     }
 
     fn close(&mut self) {
-        // Nothing to report to: a failed final flush shows as a short file.
-        let _ = self.finish_file();
+        if let Err(e) = self.finish_file() {
+            self.warn(e);
+        }
     }
+
+    fn take_warning(&mut self) -> Option<String> {
+        self.warnings.pop_front()
+    }
+}
+
+fn cannot_delete(path: &Path, e: &std::io::Error) -> String {
+    format!(
+        "recording {}: past retention but cannot be deleted: {e}",
+        path.display()
+    )
 }
 
 struct OwnFile {
