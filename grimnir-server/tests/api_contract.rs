@@ -221,6 +221,12 @@ async fn the_docs_page_is_served_from_the_binary() {
         .send(&app)
         .await;
     assert!(init.text.contains("/api/v1/openapi.json"), "{}", init.text);
+    // No validity badge fetched from validator.swagger.io.
+    assert!(
+        init.text.contains(r#""validatorUrl": "none""#),
+        "{}",
+        init.text
+    );
 }
 
 /// What is sent (what, method, path, content type and body) and what must come back (status,

@@ -152,8 +152,14 @@ pub fn router(state: &AppState) -> (Router<AppState>, OpenApiDocument) {
 /// The OpenAPI document at [`OPENAPI_PATH`] and Swagger UI at [`DOCS_PATH`], both served from
 /// the binary and limited per client address like the other public endpoints.
 pub fn docs(openapi: OpenApiDocument, state: &AppState) -> Router<AppState> {
-    Router::from(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi))
-        .route_layer(from_fn_with_state(state.clone(), caller::limit_public))
+    // Swagger UI would otherwise load a validity badge from validator.swagger.io.
+    let config = utoipa_swagger_ui::Config::default().validator_url("none");
+    Router::from(
+        SwaggerUi::new(DOCS_PATH)
+            .url(OPENAPI_PATH, openapi)
+            .config(config),
+    )
+    .route_layer(from_fn_with_state(state.clone(), caller::limit_public))
 }
 
 /// The OpenAPI document, without serving anything (for tools and tests).
