@@ -10,6 +10,7 @@
 //! | `data_dir` | `GRIMNIR_DATA_DIR` | `RLM_DATA_DIR` | `./data` |
 //! | `stations_dir` | `GRIMNIR_STATIONS_DIR` | `RLM_STATIONS_DIR` | none: no station files |
 //! | `http.listen` | `GRIMNIR_HTTP_LISTEN` | `RLM_HTTP_LISTEN` | `127.0.0.1:8080` |
+//! | `http.trusted_proxies` | `GRIMNIR_HTTP_TRUSTED_PROXIES` | `RLM_HTTP_TRUSTED_PROXIES` | none (a list in the file, comma-separated in the variable) |
 //! | `database.url` | `GRIMNIR_DATABASE_URL` | `RLM_DATABASE_URL` | `sqlite://<data_dir>/grimnir.db` |
 //! | `database.pool_size` | `GRIMNIR_DATABASE_POOL_SIZE` | `RLM_DATABASE_POOL_SIZE` | `8` |
 //! | `database.connect_timeout_secs` | `GRIMNIR_DATABASE_CONNECT_TIMEOUT_SECS` | `RLM_DATABASE_CONNECT_TIMEOUT_SECS` | `5` |
@@ -42,7 +43,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -194,6 +195,8 @@ struct FileAuth {
 struct FileHttp {
     #[serde(default, deserialize_with = "from_str_field")]
     listen: Option<SocketAddr>,
+    #[serde(default)]
+    trusted_proxies: Option<Vec<IpAddr>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -221,6 +224,10 @@ struct FileLog {
 pub struct HttpConfig {
     /// Address and port to listen on; port 0 picks a free one.
     pub listen: SocketAddr,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: behind them, the client address
+    /// (for rate limits and the audit log) is the last address in that header that is not one
+    /// of them. Empty: the peer of the connection is the client.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// The database.
@@ -297,6 +304,7 @@ impl Default for Config {
             stations_dir: None,
             http: HttpConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                trusted_proxies: Vec::new(),
             },
             log: LogConfig {
                 format: LogFormat::Pretty,
@@ -496,6 +504,7 @@ const ENV: Setting = setting!("ENV");
 const DATA_DIR: Setting = setting!("DATA_DIR");
 const STATIONS_DIR: Setting = setting!("STATIONS_DIR");
 const HTTP_LISTEN: Setting = setting!("HTTP_LISTEN");
+const HTTP_TRUSTED_PROXIES: Setting = setting!("HTTP_TRUSTED_PROXIES");
 const DATABASE_URL: Setting = setting!("DATABASE_URL");
 const DATABASE_POOL_SIZE: Setting = setting!("DATABASE_POOL_SIZE");
 const DATABASE_CONNECT_TIMEOUT: Setting = setting!("DATABASE_CONNECT_TIMEOUT_SECS");
@@ -572,6 +581,18 @@ impl Config {
         })?
         .or(parsed.http.listen)
         .unwrap_or(defaults.http.listen);
+        let trusted_proxies = env_value(env, &HTTP_TRUSTED_PROXIES, &mut warnings, |s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    a.parse::<IpAddr>()
+                        .map_err(|_| format!("`{a}` is not an IP address such as 10.0.0.1"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?
+        .or(parsed.http.trusted_proxies)
+        .unwrap_or_default();
         let url = env_value(env, &DATABASE_URL, &mut warnings, str::parse::<DatabaseUrl>)?
             .or(parsed.database.url)
             .unwrap_or_else(|| DatabaseUrl::sqlite_file(data_dir.join(DEFAULT_DATABASE_FILE)));
@@ -609,7 +630,10 @@ impl Config {
             environment,
             data_dir,
             stations_dir,
-            http: HttpConfig { listen },
+            http: HttpConfig {
+                listen,
+                trusted_proxies,
+            },
             database: DatabaseConfig {
                 url,
                 pool_size,
@@ -923,6 +947,27 @@ mod tests {
                 .jwt_secret
                 .is_none()
         );
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_file_or_a_list_in_a_variable() {
+        let env = EnvVars::from_pairs([("GRIMNIR_HTTP_TRUSTED_PROXIES", "10.0.0.1, ::1")]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(
+            config.http.trusted_proxies,
+            [
+                "10.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
+        let env = EnvVars::from_pairs([("RLM_HTTP_TRUSTED_PROXIES", "10.0.0.0/8")]);
+        let err = Config::load(None, &env).unwrap_err();
+        assert!(err.to_string().contains("not an IP address"), "{err}");
+        let err = file_error("http:\n  trusted_proxies: [10.0.0.1, nope]\n");
+        let ConfigError::File { field, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(field, "http.trusted_proxies[1]");
     }
 
     #[test]

@@ -74,7 +74,11 @@ pub fn auth(config: &Config) -> Result<Auth, ServeError> {
             JwtSecret::generate().map_err(|e| ServeError::Random(e.to_string()))?
         }
     };
-    Ok(Auth::new(&secret, RateLimits::default()))
+    Ok(Auth::behind_proxies(
+        &secret,
+        RateLimits::default(),
+        config.http.trusted_proxies.clone(),
+    ))
 }
 
 /// Creates the data directory and opens the database (creating an SQLite file on first start).

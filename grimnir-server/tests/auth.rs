@@ -861,3 +861,86 @@ async fn public_endpoints_are_limited_per_address() {
         assert_eq!(answer.code(), "rate_limited");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_limits_and_audit_use_the_forwarded_address() {
+    let backends = api::backends();
+    let db = api::open(&backends[0]).await;
+    let limits = RateLimits {
+        login_per_address: Quota {
+            burst: 2,
+            period: Duration::from_secs(60),
+        },
+        ..common::generous_limits()
+    };
+    let proxy = SocketAddr::from(([127, 0, 0, 1], 50000));
+    let auth = Auth::behind_proxies(
+        &common::TEST_SECRET.parse().unwrap(),
+        limits,
+        vec![proxy.ip()],
+    );
+    let world = World::new(AppState {
+        db: db.clone(),
+        auth,
+    })
+    .await;
+    let attempt = |peer: SocketAddr, forwarded: &'static str| {
+        let app = world.app.clone();
+        let email = world.dj_a.email.clone();
+        async move {
+            call(Method::POST, "/api/v1/auth/login")
+                .peer(peer)
+                .header("x-forwarded-for", forwarded)
+                .json(&json!({"email": email, "password": "wrong password"}))
+                .send(&app)
+                .await
+                .status
+        }
+    };
+    // Two clients behind the proxy have a bucket each.
+    for _ in 0..2 {
+        assert_eq!(
+            attempt(proxy, "203.0.113.1").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        attempt(proxy, "203.0.113.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        attempt(proxy, "203.0.113.2").await,
+        StatusCode::UNAUTHORIZED
+    );
+    // A client that is not the proxy cannot choose its bucket with the header.
+    let direct = SocketAddr::from(([198, 51, 100, 5], 1234));
+    for forwarded in ["192.0.2.1", "192.0.2.2"] {
+        assert_eq!(attempt(direct, forwarded).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        attempt(direct, "192.0.2.3").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The audit log records the forwarded address.
+    let addresses: Vec<Option<String>> = db
+        .run(|c| audit::list(c, None, Page::ALL))
+        .await
+        .unwrap()
+        .0
+        .into_iter()
+        .filter(|e| e.action == "auth.login_failed")
+        .map(|e| e.remote_addr)
+        .collect();
+    assert!(
+        addresses.contains(&Some("203.0.113.1".into())),
+        "{addresses:?}"
+    );
+    assert!(
+        addresses.contains(&Some("198.51.100.5".into())),
+        "{addresses:?}"
+    );
+    assert!(
+        !addresses.contains(&Some("192.0.2.1".into())),
+        "{addresses:?}"
+    );
+}

@@ -31,12 +31,52 @@ use crate::http::{AppState, RequestId};
 /// The header carrying an API key.
 pub const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
-/// The client's address, when the request came over a socket.
+/// The client's address, as [`ClientIp`] settled it (or the connection's peer).
 pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
+    ip_of(&parts.extensions)
+}
+
+fn ip_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ClientIp>()
+        .map(|ClientIp(ip)| *ip)
+        .or_else(|| {
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip())
+        })
+}
+
+/// The client's address of a request, in its extensions: the peer, or behind a trusted proxy
+/// the address it forwarded (see [`crate::auth::Auth::client_ip`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// The header reverse proxies name the client in.
+const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Middleware: settles [`ClientIp`] before anything else looks at the request.
+pub async fn assign_client_ip(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
+        .map(|ConnectInfo(addr)| addr.ip());
+    let forwarded = request
+        .headers()
+        .get_all(&FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let forwarded = (!forwarded.is_empty()).then_some(forwarded.as_str());
+    if let Some(ip) = state.auth.client_ip(peer, forwarded) {
+        request.extensions_mut().insert(ClientIp(ip));
+    }
+    next.run(request).await
 }
 
 /// Refuses with 403 unless the policy allows `principal` to do `action` (at `station`).
@@ -124,11 +164,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestInfo {
 
 /// Middleware for public endpoints: at most the configured rate per client address.
 pub async fn limit_public(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    match state.auth.check_public(ip) {
+    match state.auth.check_public(ip_of(request.extensions())) {
         Ok(()) => next.run(request).await,
         Err(limited) => ApiError::rate_limited(limited).into_response(),
     }

@@ -64,6 +64,7 @@ pub struct Limited {
 #[derive(Debug)]
 struct Inner {
     keys: TokenKeys,
+    trusted_proxies: Vec<IpAddr>,
     limits: RateLimits,
     login_address: RateLimiter<IpAddr>,
     login_account: RateLimiter<String>,
@@ -80,10 +81,22 @@ pub struct Auth(Arc<Inner>);
 const UNKNOWN_ADDRESS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 impl Auth {
-    /// Access tokens signed with `secret`, requests limited to `limits`.
+    /// Access tokens signed with `secret`, requests limited to `limits`, the peer of a
+    /// connection taken as the client.
     pub fn new(secret: &JwtSecret, limits: RateLimits) -> Self {
+        Self::behind_proxies(secret, limits, Vec::new())
+    }
+
+    /// Like [`Auth::new`], behind reverse proxies whose `X-Forwarded-For` is believed (see
+    /// [`Auth::client_ip`]).
+    pub fn behind_proxies(
+        secret: &JwtSecret,
+        limits: RateLimits,
+        trusted_proxies: Vec<IpAddr>,
+    ) -> Self {
         Auth(Arc::new(Inner {
             keys: TokenKeys::new(secret),
+            trusted_proxies,
             limits,
             login_address: RateLimiter::new(limits.login_per_address),
             login_account: RateLimiter::new(limits.login_per_account),
@@ -100,6 +113,28 @@ impl Auth {
     /// The rates allowed.
     pub fn limits(&self) -> RateLimits {
         self.0.limits
+    }
+
+    /// The client's address: the connection's `peer`, unless the peer is a trusted proxy; then
+    /// the last address of `X-Forwarded-For` (each proxy appends the address it saw) that is not
+    /// a trusted proxy. Addresses a client wrote into the header itself come before those and
+    /// are never used, so a client cannot pick its rate-limit bucket.
+    pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+        let trusted = &self.0.trusted_proxies;
+        let peer = peer?;
+        if !trusted.contains(&peer) {
+            return Some(peer);
+        }
+        let mut client = peer;
+        for hop in forwarded_for.unwrap_or_default().rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) if trusted.contains(&ip) => client = ip,
+                Ok(ip) => return Some(ip),
+                // Garbage in the header: stop at the last address known to be good.
+                Err(_) => break,
+            }
+        }
+        Some(client)
     }
 
     /// Counts a sign-in attempt from `address` for `email`.
@@ -131,5 +166,50 @@ impl Auth {
             .per_user
             .check(&user, Instant::now())
             .map_err(|retry_after| Limited { retry_after })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let secret: JwtSecret = "0123456789abcdef0123456789abcdef".parse().unwrap();
+        let direct = Auth::new(&secret, RateLimits::default());
+        // No trusted proxy: the header is ignored.
+        assert_eq!(
+            direct.client_ip(Some(ip("198.51.100.1")), Some("203.0.113.9")),
+            Some(ip("198.51.100.1"))
+        );
+        let proxied = Auth::behind_proxies(
+            &secret,
+            RateLimits::default(),
+            vec![ip("10.0.0.1"), ip("10.0.0.2")],
+        );
+        // Through two proxies; the client claimed to be 1.2.3.4 first.
+        assert_eq!(
+            proxied.client_ip(Some(ip("10.0.0.1")), Some("1.2.3.4, 203.0.113.9, 10.0.0.2")),
+            Some(ip("203.0.113.9"))
+        );
+        // An untrusted peer's header is not believed.
+        assert_eq!(
+            proxied.client_ip(Some(ip("198.51.100.7")), Some("203.0.113.9")),
+            Some(ip("198.51.100.7"))
+        );
+        // A trusted peer without the header, or with garbage in it.
+        assert_eq!(
+            proxied.client_ip(Some(ip("10.0.0.1")), None),
+            Some(ip("10.0.0.1"))
+        );
+        assert_eq!(
+            proxied.client_ip(Some(ip("10.0.0.1")), Some("nonsense, 10.0.0.2")),
+            Some(ip("10.0.0.2"))
+        );
+        assert_eq!(proxied.client_ip(None, Some("203.0.113.9")), None);
     }
 }

@@ -64,7 +64,12 @@ pub fn router(state: AppState) -> Router {
         .merge(docs)
         .fallback(crate::api::no_route)
         .method_not_allowed_fallback(crate::api::method_not_allowed)
-        .with_state(state)
+        .with_state(state.clone())
+        // Before routing, so the public limits and the handlers see the client's address.
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::api::caller::assign_client_ip,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
