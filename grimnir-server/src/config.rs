@@ -17,6 +17,10 @@
 //! | `log.format` | `GRIMNIR_LOG_FORMAT` | `RLM_LOG_FORMAT` | `pretty` in development, `json` in production |
 //! | `log.level` | `GRIMNIR_LOG_LEVEL` | `RLM_LOG_LEVEL` | `info` |
 //! | `auth.jwt_secret` | `GRIMNIR_JWT_SECRET` | `RLM_JWT_SECRET` | none: a random one in development, refused in production |
+//! | `auth.login_per_minute` | `GRIMNIR_AUTH_LOGIN_PER_MINUTE` | `RLM_AUTH_LOGIN_PER_MINUTE` | `10` sign-ins per client address |
+//! | `auth.login_per_account_per_minute` | `GRIMNIR_AUTH_LOGIN_PER_ACCOUNT_PER_MINUTE` | `RLM_AUTH_LOGIN_PER_ACCOUNT_PER_MINUTE` | `5` sign-ins per account |
+//! | `auth.public_per_minute` | `GRIMNIR_AUTH_PUBLIC_PER_MINUTE` | `RLM_AUTH_PUBLIC_PER_MINUTE` | `60` public requests per client address |
+//! | `auth.user_per_minute` | `GRIMNIR_AUTH_USER_PER_MINUTE` | `RLM_AUTH_USER_PER_MINUTE` | `600` authenticated requests per user |
 //!
 //! The JWT secret signs access tokens (HS256) and must be at least 32 bytes. Without one, a
 //! development server makes a random secret at start (tokens do not survive a restart) and a
@@ -50,6 +54,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::RateLimits;
+use crate::auth::rate_limit::Quota;
 use crate::auth::token::JwtSecret;
 use crate::db::{DatabaseUrl, PoolOptions};
 
@@ -188,6 +194,32 @@ struct FileConfig {
 struct FileAuth {
     #[serde(default, deserialize_with = "from_str_field")]
     jwt_secret: Option<JwtSecret>,
+    #[serde(default)]
+    login_per_minute: Option<PerMinute>,
+    #[serde(default)]
+    login_per_account_per_minute: Option<PerMinute>,
+    #[serde(default)]
+    public_per_minute: Option<PerMinute>,
+    #[serde(default)]
+    user_per_minute: Option<PerMinute>,
+}
+
+/// A rate limit in requests per minute, 1 to 1 000 000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+struct PerMinute(u32);
+
+impl TryFrom<u64> for PerMinute {
+    type Error = String;
+
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        match u32::try_from(n) {
+            Ok(n @ 1..=1_000_000) => Ok(PerMinute(n)),
+            _ => Err(format!(
+                "{n} is not between 1 and 1000000 requests a minute"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -265,6 +297,8 @@ pub struct LogConfig {
 pub struct AuthConfig {
     /// The secret access tokens are signed with; `None` when not configured.
     pub jwt_secret: Option<JwtSecret>,
+    /// The request rates allowed.
+    pub rate_limits: RateLimits,
 }
 
 /// The server's configuration, resolved from defaults, file and environment.
@@ -511,6 +545,10 @@ const DATABASE_CONNECT_TIMEOUT: Setting = setting!("DATABASE_CONNECT_TIMEOUT_SEC
 const LOG_FORMAT: Setting = setting!("LOG_FORMAT");
 const LOG_LEVEL: Setting = setting!("LOG_LEVEL");
 const JWT_SECRET: Setting = setting!("JWT_SECRET");
+const AUTH_LOGIN_PER_MINUTE: Setting = setting!("AUTH_LOGIN_PER_MINUTE");
+const AUTH_LOGIN_PER_ACCOUNT_PER_MINUTE: Setting = setting!("AUTH_LOGIN_PER_ACCOUNT_PER_MINUTE");
+const AUTH_PUBLIC_PER_MINUTE: Setting = setting!("AUTH_PUBLIC_PER_MINUTE");
+const AUTH_USER_PER_MINUTE: Setting = setting!("AUTH_USER_PER_MINUTE");
 
 /// Reads a setting from the environment and parses it, naming the variable on failure.
 fn env_value<T, E: fmt::Display>(
@@ -626,6 +664,36 @@ impl Config {
             None => parsed.auth.jwt_secret,
         };
 
+        let defaults = RateLimits::default();
+        let mut per_minute = |setting: &Setting, file: Option<PerMinute>, default: Quota| {
+            env_value(env, setting, &mut warnings, parse_u64).map(|v| {
+                v.or(file)
+                    .map_or(default, |PerMinute(n)| Quota::per_minute(n))
+            })
+        };
+        let rate_limits = RateLimits {
+            login_per_address: per_minute(
+                &AUTH_LOGIN_PER_MINUTE,
+                parsed.auth.login_per_minute,
+                defaults.login_per_address,
+            )?,
+            login_per_account: per_minute(
+                &AUTH_LOGIN_PER_ACCOUNT_PER_MINUTE,
+                parsed.auth.login_per_account_per_minute,
+                defaults.login_per_account,
+            )?,
+            public_per_address: per_minute(
+                &AUTH_PUBLIC_PER_MINUTE,
+                parsed.auth.public_per_minute,
+                defaults.public_per_address,
+            )?,
+            per_user: per_minute(
+                &AUTH_USER_PER_MINUTE,
+                parsed.auth.user_per_minute,
+                defaults.per_user,
+            )?,
+        };
+
         let config = Config {
             environment,
             data_dir,
@@ -640,7 +708,10 @@ impl Config {
                 connect_timeout,
             },
             log: LogConfig { format, level },
-            auth: AuthConfig { jwt_secret },
+            auth: AuthConfig {
+                jwt_secret,
+                rate_limits,
+            },
             file,
         };
         Ok((config, warnings))
@@ -968,6 +1039,27 @@ mod tests {
             panic!("{err:?}");
         };
         assert_eq!(field, "http.trusted_proxies[1]");
+    }
+
+    #[test]
+    fn rate_limits_come_from_file_and_environment() {
+        let (config, _) = Config::load(None, &EnvVars::default()).unwrap();
+        assert_eq!(config.auth.rate_limits, RateLimits::default());
+        let env = EnvVars::from_pairs([("RLM_AUTH_USER_PER_MINUTE", "1200")]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(config.auth.rate_limits.per_user, Quota::per_minute(1200));
+        assert_eq!(
+            config.auth.rate_limits.login_per_address,
+            RateLimits::default().login_per_address
+        );
+        let err = file_error("auth:\n  login_per_minute: 0\n");
+        let ConfigError::File { field, message, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(field, "auth.login_per_minute");
+        assert_eq!(message, "0 is not between 1 and 1000000 requests a minute");
+        let env = EnvVars::from_pairs([("GRIMNIR_AUTH_PUBLIC_PER_MINUTE", "lots")]);
+        assert!(Config::load(None, &env).is_err());
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use tokio::net::TcpListener;
 
 use crate::audit::{self, Actor, Entry};
+use crate::auth::Auth;
 use crate::auth::password::{self, PasswordError};
 use crate::auth::token::JwtSecret;
-use crate::auth::{Auth, RateLimits};
 use crate::config::{Config, Environment};
 use crate::db::users::{self, AccountRole, NewUser, User};
 use crate::db::{Database, StorageError};
@@ -76,7 +76,7 @@ pub fn auth(config: &Config) -> Result<Auth, ServeError> {
     };
     Ok(Auth::behind_proxies(
         &secret,
-        RateLimits::default(),
+        config.auth.rate_limits,
         config.http.trusted_proxies.clone(),
     ))
 }
