@@ -17,10 +17,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use chrono::{NaiveDateTime, TimeZone, Timelike, Utc};
-use grimnir_planner::{
-    Entry, Format, Library, PlanRequest, Planner, Role, Severity, Source, StationConfig, Tier,
-    Window,
-};
+use grimnir_planner::{Format, Library, PlanRequest, Planner, Severity, StationConfig, Window};
 
 struct Args {
     station: PathBuf,
@@ -154,12 +151,10 @@ fn run() -> anyhow::Result<()> {
     }
 
     if args.json {
-        for entry in &timeline.entries {
-            writeln!(out, "{}", serde_json::to_string(&json_line(entry))?)?;
-        }
+        out.write_all(timeline.to_json_lines().as_bytes())?;
     } else {
         let name = planner.config().station.name.as_str();
-        out.write_all(table(&timeline.entries, tz, name, args.hours).as_bytes())?;
+        out.write_all(timeline.table(tz, name, args.hours).as_bytes())?;
     }
 
     let counts = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
@@ -177,105 +172,4 @@ fn run() -> anyhow::Result<()> {
         eprintln!("  {d}");
     }
     Ok(())
-}
-
-/// The flat JSON shape of one entry, for scripts and the engine's render mode.
-fn json_line(e: &Entry) -> serde_json::Value {
-    let (media, artist, title, cue_in, cue_out) = match &e.source {
-        Source::Media {
-            id,
-            title,
-            artists,
-            cue_in,
-            cue_out,
-        } => (
-            Some(id.as_str()),
-            Some(artists.join(", ")),
-            Some(title.clone()),
-            Some(cue_in.as_secs_f64()),
-            Some(cue_out.as_secs_f64()),
-        ),
-        _ => (None, None, None, None, None),
-    };
-    serde_json::json!({
-        "start": e.start,
-        "end": e.end,
-        "media_id": media,
-        "artist": artist,
-        "title": title,
-        "cue_in": cue_in,
-        "cue_out": cue_out,
-        "source": e.source,
-        "slot_kind": e.provenance.kind,
-        "tier": e.tier.number(),
-        "transition": e.transition,
-        "provenance": e.provenance,
-    })
-}
-
-fn table(entries: &[Entry], tz: chrono_tz::Tz, name: &str, hours: u32) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{name}: {hours} hours from {}",
-        entries.first().map_or_else(String::new, |e| {
-            e.start
-                .with_timezone(&tz)
-                .format("%a %Y-%m-%d %H:%M %Z")
-                .to_string()
-        })
-    );
-    let _ = writeln!(
-        s,
-        "{:<20} {:>8}  {:<4} {:<13} {:<22} what",
-        "local start", "length", "tier", "kind", "from"
-    );
-    let mut day = None;
-    for e in entries {
-        let local = e.start.with_timezone(&tz);
-        if day != Some(local.date_naive()) {
-            day = Some(local.date_naive());
-            let _ = writeln!(s, "── {} ──", local.format("%A %Y-%m-%d"));
-        }
-        let from = match (&e.provenance.clock, &e.provenance.show, e.provenance.role) {
-            (_, _, Role::HourFill) => "filler (no clock)".to_owned(),
-            (Some(c), _, Role::RunFill) => format!("{c} / filler"),
-            (Some(c), ..) => format!("{c} #{}", e.provenance.slot.map_or(0, |s| s + 1)),
-            (_, Some(s), _) => format!("show {s}"),
-            _ => String::new(),
-        };
-        let what = match &e.source {
-            Source::Media { title, artists, .. } => format!("{} – {title}", artists.join(", ")),
-            Source::Webstream { id } => format!("[webstream {id}]"),
-            Source::Live { name } => format!("[LIVE] {name}"),
-            _ => "[fallback audio]".to_owned(),
-        };
-        let mut marks = String::new();
-        if e.provenance.trimmed {
-            marks.push_str(" ✂");
-        }
-        if !e.provenance.relaxed.is_empty() {
-            marks.push_str(" ≈");
-        }
-        let tier = match e.tier {
-            Tier::LiveScheduled => "2",
-            Tier::Fallback => "4!",
-            _ => "3",
-        };
-        let _ = writeln!(
-            s,
-            "{:<20} {:>8}  {:<4} {:<13} {:<22} {what}{marks}",
-            local.format("%a %H:%M:%S%.3f"),
-            e.length().to_string(),
-            tier,
-            e.provenance.kind,
-            from,
-        );
-    }
-    let _ = writeln!(
-        s,
-        "✂ cut at a hard boundary with a fade   ≈ a rule was loosened to fill the air (--explain shows which)"
-    );
-    s
 }

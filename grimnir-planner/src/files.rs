@@ -78,6 +78,48 @@ impl crate::Timeline {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// The timeline as JSON lines, one flat object per entry: `start`, `end`, `media_id`,
+    /// `artist`, `title`, `cue_in`, `cue_out` (seconds) for scripts and the engine's render
+    /// mode, then `source`, `slot_kind`, `tier`, `transition` and `provenance` in full.
+    pub fn to_json_lines(&self) -> String {
+        let mut out = String::new();
+        for e in &self.entries {
+            let (media, artist, title, cue_in, cue_out) = match &e.source {
+                crate::Source::Media {
+                    id,
+                    title,
+                    artists,
+                    cue_in,
+                    cue_out,
+                } => (
+                    Some(id.as_str()),
+                    Some(artists.join(", ")),
+                    Some(title.clone()),
+                    Some(cue_in.as_secs_f64()),
+                    Some(cue_out.as_secs_f64()),
+                ),
+                _ => (None, None, None, None, None),
+            };
+            let line = serde_json::json!({
+                "start": e.start,
+                "end": e.end,
+                "media_id": media,
+                "artist": artist,
+                "title": title,
+                "cue_in": cue_in,
+                "cue_out": cue_out,
+                "source": e.source,
+                "slot_kind": e.provenance.kind,
+                "tier": e.tier.number(),
+                "transition": e.transition,
+                "provenance": e.provenance,
+            });
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        out
+    }
+
     /// Reads a timeline written by [`to_json`](Self::to_json).
     pub fn from_json(text: &str) -> Result<crate::Timeline> {
         serde_json::from_str(text).map_err(|e| Error::Parse {

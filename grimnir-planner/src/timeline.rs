@@ -343,6 +343,78 @@ impl Timeline {
         self.entries.last().map_or(self.start, |e| e.end)
     }
 
+    /// The timeline as a table for people: one line per entry with its local start, length,
+    /// tier, slot kind, clock or show and what plays, a heading per day, and a legend.
+    pub fn table(&self, tz: Tz, station_name: &str, hours: u32) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{station_name}: {hours} hours from {}",
+            self.entries.first().map_or_else(String::new, |e| {
+                e.start
+                    .with_timezone(&tz)
+                    .format("%a %Y-%m-%d %H:%M %Z")
+                    .to_string()
+            })
+        );
+        let _ = writeln!(
+            s,
+            "{:<20} {:>8}  {:<4} {:<13} {:<22} what",
+            "local start", "length", "tier", "kind", "from"
+        );
+        let mut day = None;
+        for e in &self.entries {
+            let local = e.start.with_timezone(&tz);
+            if day != Some(local.date_naive()) {
+                day = Some(local.date_naive());
+                let _ = writeln!(s, "── {} ──", local.format("%A %Y-%m-%d"));
+            }
+            let from = match (&e.provenance.clock, &e.provenance.show, e.provenance.role) {
+                (_, _, Role::HourFill) => "filler (no clock)".to_owned(),
+                (Some(c), _, Role::RunFill) => format!("{c} / filler"),
+                (Some(c), ..) => format!("{c} #{}", e.provenance.slot.map_or(0, |s| s + 1)),
+                (_, Some(s), _) => format!("show {s}"),
+                _ => String::new(),
+            };
+            let what = match &e.source {
+                Source::Media { title, artists, .. } => {
+                    format!("{} – {title}", artists.join(", "))
+                }
+                Source::Webstream { id } => format!("[webstream {id}]"),
+                Source::Live { name } => format!("[LIVE] {name}"),
+                _ => "[fallback audio]".to_owned(),
+            };
+            let mut marks = String::new();
+            if e.provenance.trimmed {
+                marks.push_str(" ✂");
+            }
+            if !e.provenance.relaxed.is_empty() {
+                marks.push_str(" ≈");
+            }
+            let tier = match e.tier {
+                Tier::LiveScheduled => "2",
+                Tier::Fallback => "4!",
+                _ => "3",
+            };
+            let _ = writeln!(
+                s,
+                "{:<20} {:>8}  {:<4} {:<13} {:<22} {what}{marks}",
+                local.format("%a %H:%M:%S%.3f"),
+                e.length().to_string(),
+                tier,
+                e.provenance.kind,
+                from,
+            );
+        }
+        let _ = writeln!(
+            s,
+            "✂ cut at a hard boundary with a fade   ≈ a rule was loosened to fill the air \
+             (explain shows which)"
+        );
+        s
+    }
+
     /// A few lines telling a person why `entry` is in the timeline.
     pub fn explain(&self, entry: &Entry) -> String {
         explain(entry, self.timezone)

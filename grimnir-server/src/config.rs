@@ -25,6 +25,9 @@
 //! The JWT secret signs access tokens (HS256) and must be at least 32 bytes. Without one, a
 //! development server makes a random secret at start (tokens do not survive a restart) and a
 //! production server refuses to start. Errors about it never show its value.
+//! | `event_bus.url` | `GRIMNIR_EVENT_BUS` | `RLM_EVENT_BUS` | `memory`; or `nats://host:4222`, `redis://host:6379` |
+//! | `event_bus.prefix` | `GRIMNIR_EVENT_BUS_PREFIX` | `RLM_EVENT_BUS_PREFIX` | `grimnir.events` |
+//! | `event_bus.buffer` | `GRIMNIR_EVENT_BUS_BUFFER` | `RLM_EVENT_BUS_BUFFER` | `1024` (16–65536) |
 //!
 //! A variable overrides the file. When both a `GRIMNIR_*` variable and its `RLM_*` alias are
 //! set, the `GRIMNIR_*` one wins and [`Config::load`] returns a [`ConfigWarning`] saying so.
@@ -58,6 +61,7 @@ use crate::auth::RateLimits;
 use crate::auth::rate_limit::Quota;
 use crate::auth::token::JwtSecret;
 use crate::db::{DatabaseUrl, PoolOptions};
+use crate::events::{BUFFER_RANGE, EventBusConfig, EventBusUrl, SubjectPrefix};
 
 /// Whether the server runs for development or production.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -158,6 +162,26 @@ impl TryFrom<u64> for TimeoutSecs {
     }
 }
 
+/// A subscriber's buffer of events, within [`BUFFER_RANGE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+struct BusBuffer(usize);
+
+impl TryFrom<u64> for BusBuffer {
+    type Error = String;
+
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        match usize::try_from(n) {
+            Ok(n) if BUFFER_RANGE.contains(&n) => Ok(BusBuffer(n)),
+            _ => Err(format!(
+                "{n} is not between {} and {}",
+                BUFFER_RANGE.start(),
+                BUFFER_RANGE.end()
+            )),
+        }
+    }
+}
+
 /// Deserializes through `FromStr`, so the file and the environment share one parser.
 fn from_str_field<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
@@ -187,6 +211,8 @@ struct FileConfig {
     log: FileLog,
     #[serde(default)]
     auth: FileAuth,
+    #[serde(default)]
+    event_bus: FileEventBus,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -249,6 +275,17 @@ struct FileLog {
     format: Option<LogFormat>,
     #[serde(default, deserialize_with = "from_str_field")]
     level: Option<LogLevel>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEventBus {
+    #[serde(default, deserialize_with = "from_str_field")]
+    url: Option<EventBusUrl>,
+    #[serde(default, deserialize_with = "from_str_field")]
+    prefix: Option<SubjectPrefix>,
+    #[serde(default)]
+    buffer: Option<BusBuffer>,
 }
 
 /// The HTTP listener.
@@ -319,6 +356,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Authentication.
     pub auth: AuthConfig,
+    /// The event bus.
+    pub event_bus: EventBusConfig,
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
 }
@@ -345,6 +384,7 @@ impl Default for Config {
                 level: LogLevel("info".to_owned()),
             },
             auth: AuthConfig::default(),
+            event_bus: EventBusConfig::default(),
             file: None,
         }
     }
@@ -549,6 +589,9 @@ const AUTH_LOGIN_PER_MINUTE: Setting = setting!("AUTH_LOGIN_PER_MINUTE");
 const AUTH_LOGIN_PER_ACCOUNT_PER_MINUTE: Setting = setting!("AUTH_LOGIN_PER_ACCOUNT_PER_MINUTE");
 const AUTH_PUBLIC_PER_MINUTE: Setting = setting!("AUTH_PUBLIC_PER_MINUTE");
 const AUTH_USER_PER_MINUTE: Setting = setting!("AUTH_USER_PER_MINUTE");
+const EVENT_BUS: Setting = setting!("EVENT_BUS");
+const EVENT_BUS_PREFIX: Setting = setting!("EVENT_BUS_PREFIX");
+const EVENT_BUS_BUFFER: Setting = setting!("EVENT_BUS_BUFFER");
 
 /// Reads a setting from the environment and parses it, naming the variable on failure.
 fn env_value<T, E: fmt::Display>(
@@ -651,6 +694,15 @@ impl Config {
         let level = env_value(env, &LOG_LEVEL, &mut warnings, str::parse)?
             .or(parsed.log.level)
             .unwrap_or(defaults.log.level);
+        let bus_url = env_value(env, &EVENT_BUS, &mut warnings, str::parse::<EventBusUrl>)?
+            .or(parsed.event_bus.url)
+            .unwrap_or(defaults.event_bus.url);
+        let bus_prefix = env_value(env, &EVENT_BUS_PREFIX, &mut warnings, str::parse)?
+            .or(parsed.event_bus.prefix)
+            .unwrap_or(defaults.event_bus.prefix);
+        let bus_buffer = env_value(env, &EVENT_BUS_BUFFER, &mut warnings, parse_u64)?
+            .or(parsed.event_bus.buffer)
+            .map_or(defaults.event_bus.buffer, |BusBuffer(n)| n);
 
         // Not through `env_value`: its errors quote the value, and this one is a secret.
         let jwt_secret = match env.get(&JWT_SECRET, &mut warnings) {
@@ -711,6 +763,11 @@ impl Config {
             auth: AuthConfig {
                 jwt_secret,
                 rate_limits,
+            },
+            event_bus: EventBusConfig {
+                url: bus_url,
+                prefix: bus_prefix,
+                buffer: bus_buffer,
             },
             file,
         };
@@ -980,6 +1037,21 @@ mod tests {
             ),
             ("GRIMNIR_HTTP_LISTEN", "8080", "not an address and port"),
             ("GRIMNIR_LOG_LEVEL", "info,=,[", "not a log filter"),
+            (
+                "GRIMNIR_EVENT_BUS",
+                "kafka://x:1",
+                "unknown event bus URL scheme",
+            ),
+            (
+                "RLM_EVENT_BUS_PREFIX",
+                "a.*",
+                "expected dot-separated tokens",
+            ),
+            (
+                "GRIMNIR_EVENT_BUS_BUFFER",
+                "8",
+                "8 is not between 16 and 65536",
+            ),
         ];
         for (var, value, reason) in cases {
             let env = EnvVars::from_pairs([(var, value)]);
@@ -1060,6 +1132,38 @@ mod tests {
         assert_eq!(message, "0 is not between 1 and 1000000 requests a minute");
         let env = EnvVars::from_pairs([("GRIMNIR_AUTH_PUBLIC_PER_MINUTE", "lots")]);
         assert!(Config::load(None, &env).is_err());
+    }
+
+    #[test]
+    fn the_event_bus_comes_from_file_or_environment() {
+        let (config, _) = Config::load(None, &EnvVars::default()).unwrap();
+        assert_eq!(config.event_bus, EventBusConfig::default());
+        assert_eq!(config.event_bus.url, EventBusUrl::Memory);
+        let parsed = parse_file(
+            Path::new("x.yaml"),
+            "event_bus:\n  url: nats://127.0.0.1:4222\n  prefix: radio.events\n  buffer: 64\n",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.event_bus.url,
+            Some(EventBusUrl::Nats("nats://127.0.0.1:4222".to_owned()))
+        );
+        assert_eq!(parsed.event_bus.buffer, Some(BusBuffer(64)));
+        let env = EnvVars::from_pairs([
+            ("RLM_EVENT_BUS", "redis://127.0.0.1:6379"),
+            ("GRIMNIR_EVENT_BUS_BUFFER", "4096"),
+        ]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(
+            config.event_bus.url,
+            EventBusUrl::Redis("redis://127.0.0.1:6379".to_owned())
+        );
+        assert_eq!(config.event_bus.buffer, 4096);
+        let err = file_error("event_bus:\n  url: udp://x\n");
+        let ConfigError::File { field, line, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!((field.as_str(), *line), ("event_bus.url", Some(2)));
     }
 
     #[test]

@@ -9,21 +9,25 @@
 //! - [`db`]: storage through diesel on SQLite (the default, a file under `./data`), PostgreSQL
 //!   or MySQL/MariaDB, chosen by the database URL; the full schema of the data model in embedded
 //!   migrations per backend; a repository for stations.
-//! - [`http`]: an axum service with `/healthz`, `/readyz` and the API, a request id on every
-//!   request, and graceful shutdown.
 //! - [`api`]: the REST API under `/api/v1`, its OpenAPI 3.1 document and offline docs page, one
 //!   error body, paging.
 //! - [`auth`]: passwords (argon2id, bcrypt), access and refresh tokens, API keys, the policy of
 //!   who may do what, rate limits.
 //! - [`audit`]: the audit log.
+//! - [`events`]: the real-time event stream: the seven event types and their JSON wire format,
+//!   and the [`events::EventBus`] that carries them in process or across instances over NATS
+//!   or Redis.
+//! - [`http`]: an axum service with `/healthz`, `/readyz`, `/metrics`, the API and the event
+//!   stream (WebSocket and SSE), a request id on every request, and graceful shutdown.
 //! - [`logging`]: `tracing` with readable lines in development and JSON lines in production.
+//! - [`plan`]: `grimnir plan`, the planner over a station's files.
+//! - [`metrics`]: Prometheus metrics with the SPEC.md names, and the helpers that record them.
 //! - [`server`]: what `grimnir serve` and `grimnir migrate` do.
 //! - [`station_files`]: declarative station files (station, mounts, DSP graph, failover),
 //!   validated with errors that name file, line and field, applied at start and again
 //!   whenever one changes.
 //!
-//! The other API resources, the event bus, metrics and the executor pool come next; the crate's
-//! README lists them.
+//! The other API resources and the executor pool come next; the crate's README lists them.
 //!
 //! # Example
 //!
@@ -61,8 +65,11 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod http;
 pub mod logging;
+pub mod metrics;
+pub mod plan;
 pub mod server;
 pub mod station_files;
 mod yaml_paths;

@@ -33,6 +33,8 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Plan a station from its grimnir-planner files and print the timeline.
+    Plan(PlanArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +72,76 @@ fn password_from_stdin() -> Result<String, String> {
     Ok(password)
 }
 
+#[derive(Debug, clap::Args)]
+struct PlanArgs {
+    /// The station file (clocks, grid, smart blocks, shows), YAML or JSON.
+    #[arg(long, value_name = "FILE")]
+    station: PathBuf,
+    /// The library file (the media), YAML or JSON.
+    #[arg(long, value_name = "FILE")]
+    library: PathBuf,
+    /// The first hour, station local time ("2026-11-24 06:00"); default: this hour.
+    #[arg(long, value_parser = parse_local)]
+    from: Option<chrono::NaiveDateTime>,
+    /// How many hours to plan.
+    #[arg(long, default_value_t = 48)]
+    hours: u32,
+    /// The seed: same files, window and seed, same timeline.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print JSON lines (one entry each, what the engine's render mode reads).
+    #[arg(long, conflicts_with = "explain")]
+    json: bool,
+    /// Explain why the entry on air at this local time is there.
+    #[arg(long, value_parser = parse_local)]
+    explain: Option<chrono::NaiveDateTime>,
+}
+
+fn parse_local(text: &str) -> Result<chrono::NaiveDateTime, String> {
+    [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
+    .ok_or_else(|| format!("`{text}` is not a local time like \"2026-11-24 06:00\""))
+}
+
+/// `grimnir plan`: needs no database, so it runs before the configuration is loaded.
+fn plan(args: PlanArgs) -> Result<(), String> {
+    use grimnir_server::plan::{Output, PlanOptions, plan_files};
+    use std::io::Write as _;
+    let output = match (args.json, args.explain) {
+        (_, Some(at)) => Output::Explain(at),
+        (true, None) => Output::JsonLines,
+        (false, None) => Output::Table,
+    };
+    let options = PlanOptions {
+        from: args.from,
+        hours: args.hours,
+        seed: args.seed,
+        output,
+    };
+    let plan = plan_files(&args.station, &args.library, &options).map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(plan.output.as_bytes()) {
+        // `grimnir plan | head` closes the pipe early: the reader's choice, not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.to_string()),
+        _ => {}
+    }
+    eprintln!(
+        "{} entries; {} warnings or errors",
+        plan.entries,
+        plan.diagnostics.len()
+    );
+    for d in &plan.diagnostics {
+        eprintln!("  {d}");
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -82,6 +154,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    let command = match cli.command {
+        Command::Plan(args) => return plan(args),
+        other => other,
+    };
     let env = EnvVars::from_process().map_err(|e| e.to_string())?;
     let (config, warnings) =
         Config::load(cli.config.as_deref(), &env).map_err(|e| e.to_string())?;
@@ -94,7 +170,8 @@ fn run(cli: Cli) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
-        match cli.command {
+        match command {
+            Command::Plan(_) => Ok(()),
             Command::Serve => server::serve(&config, server::shutdown_signal())
                 .await
                 .map_err(|e| e.to_string()),

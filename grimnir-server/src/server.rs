@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -13,6 +14,7 @@ use crate::auth::token::JwtSecret;
 use crate::config::{Config, Environment};
 use crate::db::users::{self, AccountRole, NewUser, User};
 use crate::db::{Database, StorageError};
+use crate::events::{BusError, EventBus};
 use crate::http::{self, AppState, SHUTDOWN_GRACE};
 use crate::station_files;
 
@@ -54,6 +56,9 @@ pub enum ServeError {
     /// A station file is invalid, or could not be applied.
     #[error(transparent)]
     StationFile(#[from] crate::station_files::StationFileError),
+    /// The event bus could not be set up (a bad URL; an unreachable server is not an error).
+    #[error(transparent)]
+    EventBus(#[from] BusError),
     /// Serving failed.
     #[error("HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
@@ -104,7 +109,8 @@ pub async fn migrate(config: &Config) -> Result<Vec<String>, ServeError> {
     Ok(applied)
 }
 
-/// Runs the server until `shutdown` completes: opens the database, applies pending migrations,
+/// Runs the server until `shutdown` completes: installs the metrics recorder, opens the
+/// database, applies pending migrations, sets up the event bus (connecting in the background),
 /// listens on `http.listen` and serves, then drains requests in flight for up to
 /// [`SHUTDOWN_GRACE`].
 pub async fn serve(
@@ -112,6 +118,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let auth = auth(config)?;
+    // Metrics are an aid, not a reason to refuse service: an embedding program may have
+    // installed a recorder of its own.
+    let upkeep = match crate::metrics::install() {
+        Ok(handle) => Some(crate::metrics::spawn_upkeep(handle, Duration::from_secs(5))),
+        Err(e) => {
+            tracing::warn!(error = %e, "serving without /metrics");
+            None
+        }
+    };
     let db = open_storage(config).await?;
     let applied = db.migrate().await?;
     if !applied.is_empty() {
@@ -133,6 +148,7 @@ pub async fn serve(
         }
         None => None,
     };
+    let events = EventBus::connect(&config.event_bus).await?;
     let listener = TcpListener::bind(config.http.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -143,7 +159,7 @@ pub async fn serve(
     tracing::info!(%address, "listening");
     http::serve(
         listener,
-        http::router(AppState { db, auth }),
+        http::router(AppState { db, auth, events }),
         shutdown,
         SHUTDOWN_GRACE,
     )
@@ -152,6 +168,9 @@ pub async fn serve(
     let _ = watch_stop.send(());
     if let Some(watcher) = watcher {
         let _ = watcher.await;
+    }
+    if let Some(upkeep) = upkeep {
+        upkeep.abort();
     }
     tracing::info!("stopped");
     Ok(())

@@ -24,7 +24,7 @@ use grimnir_server::db::members::StationRole;
 use grimnir_server::db::refresh_tokens;
 use grimnir_server::db::users::{self, AccountRole, NewUser};
 use grimnir_server::db::{Database, Page, schema};
-use grimnir_server::http::{self, AppState};
+use grimnir_server::http;
 use serde_json::{Value, json};
 
 async fn login(app: &axum::Router, email: &str, password: &str) -> Answer {
@@ -759,10 +759,7 @@ async fn rate_limits_answer_429_with_retry_after() {
             period: Duration::from_secs(60),
         },
     };
-    let state = AppState {
-        db,
-        auth: common::auth_with(limits),
-    };
+    let state = common::with_auth(db, common::auth_with(limits));
     let world = World::new(state).await;
     let app = &world.app;
     let from = |n: u8| SocketAddr::from(([10, 0, 0, n], 40000));
@@ -832,10 +829,7 @@ async fn public_endpoints_are_limited_per_address() {
         },
         ..common::generous_limits()
     };
-    let app = http::router(AppState {
-        db,
-        auth: common::auth_with(limits),
-    });
+    let app = http::router(common::with_auth(db, common::auth_with(limits)));
     let addr = SocketAddr::from(([192, 0, 2, 7], 5000));
     let paths = [
         (Method::POST, "/api/v1/auth/refresh"),
@@ -879,11 +873,7 @@ async fn behind_a_trusted_proxy_limits_and_audit_use_the_forwarded_address() {
         limits,
         vec![proxy.ip()],
     );
-    let world = World::new(AppState {
-        db: db.clone(),
-        auth,
-    })
-    .await;
+    let world = World::new(common::with_auth(db.clone(), auth)).await;
     let attempt = |peer: SocketAddr, forwarded: &'static str| {
         let app = world.app.clone();
         let email = world.dj_a.email.clone();

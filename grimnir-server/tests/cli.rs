@@ -324,3 +324,71 @@ async fn user_create_makes_accounts_that_sign_in() {
         .unwrap();
     assert_eq!(dj.user.role.as_str(), "user");
 }
+
+/// The planner's demo station and library, from the workspace.
+fn demo(file: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../grimnir-planner/examples/demo")
+        .join(file)
+}
+
+#[test]
+fn plan_prints_the_timeline_the_planner_makes() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = |extra: &[&str]| {
+        let mut command = grimnir(dir.path());
+        command
+            .arg("plan")
+            .arg("--station")
+            .arg(demo("station.yaml"))
+            .arg("--library")
+            .arg(demo("library.yaml"))
+            .args(["--from", "2026-11-24 06:00", "--hours", "3"])
+            .args(extra);
+        run(&mut command)
+    };
+    let json = plan(&["--json"]);
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let lines: Vec<serde_json::Value> = text(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Three hours of air, entry after entry, from 06:00 New York time.
+    assert_eq!(lines[0]["start"], "2026-11-24T11:00:00Z");
+    assert_eq!(lines.last().unwrap()["end"], "2026-11-24T14:00:00Z");
+    for pair in lines.windows(2) {
+        assert_eq!(pair[0]["end"], pair[1]["start"]);
+    }
+    // Deterministic: the same command, the same bytes; another seed, another timeline.
+    assert_eq!(plan(&["--json"]).stdout, json.stdout);
+    assert_ne!(plan(&["--json", "--seed", "7"]).stdout, json.stdout);
+    assert!(text(&json.stderr).contains(&format!("{} entries", lines.len())));
+
+    let table = text(&plan(&[]).stdout);
+    assert!(table.contains("── Tuesday 2026-11-24 ──"), "{table}");
+    let explain = plan(&["--explain", "2026-11-24 07:30"]);
+    assert!(explain.status.success(), "{}", text(&explain.stderr));
+    assert!(!explain.stdout.is_empty());
+    let outside = plan(&["--explain", "2026-11-25 07:30"]);
+    assert!(!outside.status.success());
+    assert!(text(&outside.stderr).contains("outside the planned window"));
+}
+
+#[test]
+fn plan_names_a_broken_station_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let station = dir.path().join("station.yaml");
+    std::fs::write(&station, "station:\n  name: X\n").unwrap();
+    let out = run(grimnir(dir.path())
+        .arg("plan")
+        .arg("--station")
+        .arg(&station)
+        .arg("--library")
+        .arg(demo("library.yaml")));
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("grimnir: ") && stderr.contains("station.yaml"),
+        "{stderr}"
+    );
+}

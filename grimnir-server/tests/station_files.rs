@@ -493,3 +493,51 @@ async fn an_invalid_file_stops_the_server_from_starting() {
         "{err}"
     );
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any text at all: a station file or an error, and an error's line lies in the text.
+        #[test]
+        fn any_text_is_parsed_or_refused_with_a_line_inside_it(text in "\\PC{0,400}") {
+            check(&text);
+        }
+
+        /// The example with one line cut, doubled or re-indented: the same promise.
+        #[test]
+        fn an_edited_example_is_parsed_or_refused(
+            line in 0usize..90,
+            edit in 0u8..4,
+            junk in "[ a-z:\\-\\[\\]{}0-9\"']{0,12}",
+        ) {
+            let mut lines: Vec<String> = spec_example().lines().map(str::to_owned).collect();
+            let at = line % lines.len();
+            match edit {
+                0 => { lines.remove(at); }
+                1 => { let copy = lines[at].clone(); lines.insert(at, copy); }
+                2 => lines[at] = format!("  {}", lines[at]),
+                _ => lines[at].push_str(&junk),
+            }
+            check(&lines.join("\n"));
+        }
+    }
+
+    fn check(text: &str) {
+        if let Err(e) = station_files::parse(Path::new("fuzz.yaml"), text) {
+            let StationFileError::Invalid { line, message, .. } = &e else {
+                panic!("{e:?}");
+            };
+            assert!(!message.is_empty());
+            if let Some(line) = line {
+                assert!(
+                    *line >= 1 && *line <= text.lines().count().max(1) + 1,
+                    "{e}"
+                );
+            }
+        }
+    }
+}

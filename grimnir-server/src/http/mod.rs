@@ -12,10 +12,15 @@
 //!
 //! Any other path answers 404 and a known path asked with another method 405, both with the
 //! API's error body.
+//! | `GET /metrics` | the Prometheus text format ([`crate::metrics`]) |
+//! | `GET /api/v1/events` | the event stream as a WebSocket ([`events`]) |
+//! | `GET /api/v1/events/stream` | the event stream as Server-Sent Events ([`events`]) |
 //!
 //! Every response carries `x-request-id`; every request is logged in a span with its method,
-//! path (never the query, which may hold secrets) and request id.
+//! path (never the query, which may hold secrets) and request id. Every routed request is
+//! counted and timed under its route template ([`crate::metrics::track_requests`]).
 
+pub mod events;
 mod request_id;
 
 use std::future::{Future, IntoFuture};
@@ -34,7 +39,10 @@ use tracing::Level;
 
 use crate::auth::Auth;
 use crate::db::{Database, Readiness};
+use crate::events::EventBus;
 
+pub use crate::events::EventScope;
+pub use events::EventStreams;
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
 
 /// What handlers share.
@@ -44,6 +52,8 @@ pub struct AppState {
     pub db: Database,
     /// Token keys and rate limiters.
     pub auth: Auth,
+    /// The event bus the event streams read.
+    pub events: EventBus,
 }
 
 #[derive(Serialize)]
@@ -57,14 +67,19 @@ struct Status<'a> {
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = crate::api::router(&state);
     let docs = crate::api::docs(openapi, &state);
+    let streams = EventStreams::new(state.events.clone());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(api)
         .merge(docs)
+        .with_state(state.clone())
+        .merge(crate::metrics::router())
+        .nest("/api/v1", events::router(streams))
+        // After every route, so that it sees the matched route template.
+        .route_layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .fallback(crate::api::no_route)
         .method_not_allowed_fallback(crate::api::method_not_allowed)
-        .with_state(state.clone())
         // Before routing, so the public limits and the handlers see the client's address.
         .layer(axum::middleware::from_fn_with_state(
             state,

@@ -37,9 +37,15 @@ pub fn auth_with(limits: RateLimits) -> Auth {
 
 /// The state of a test server on `db`, with [`generous_limits`].
 pub fn state(db: Database) -> AppState {
+    with_auth(db, auth_with(generous_limits()))
+}
+
+/// The state of a test server on `db` with `auth`, and an in-process event bus.
+pub fn with_auth(db: Database, auth: Auth) -> AppState {
     AppState {
         db,
-        auth: auth_with(generous_limits()),
+        auth,
+        events: grimnir_server::events::EventBus::memory(),
     }
 }
 
@@ -260,4 +266,49 @@ pub async fn get(addr: SocketAddr, path: &str, extra_headers: &[(&str, &str)]) -
         headers,
         body: body.to_owned(),
     }
+}
+
+/// The URL of a message server the event bus tests need (`GRIMNIR_TEST_NATS_URL`, default
+/// `nats://127.0.0.1:4222`; `GRIMNIR_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`), or
+/// `None` when it does not answer and the test is skipped (a failure with CI=true).
+pub fn bus_server(kind: &str) -> Option<String> {
+    let (var, default, port, name) = match kind {
+        "nats" => (
+            "GRIMNIR_TEST_NATS_URL",
+            "nats://127.0.0.1:4222",
+            4222,
+            "NATS",
+        ),
+        "redis" => (
+            "GRIMNIR_TEST_REDIS_URL",
+            "redis://127.0.0.1:6379",
+            6379,
+            "Redis",
+        ),
+        other => panic!("no such bus server kind {other}"),
+    };
+    let url = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    let Some(addr) = host_port(&url, port) else {
+        return bus_unreachable(name, &url, "cannot resolve the host");
+    };
+    assert!(
+        addr.ip().is_loopback(),
+        "{name} test server {url} is not on loopback"
+    );
+    match TcpStream::connect_timeout(&addr, REACH_TIMEOUT) {
+        Ok(_) => Some(url),
+        Err(e) => bus_unreachable(name, &url, &e.to_string()),
+    }
+}
+
+fn bus_unreachable(name: &str, url: &str, reason: &str) -> Option<String> {
+    let message = format!("{name} at {url} is unreachable: {reason}");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message}; CI=true requires it");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED event bus test: {message} (set CI=true to make this a failure)"
+    );
+    None
 }
