@@ -720,6 +720,99 @@ async fn refresh_race(backend: &api::Backend) {
     }
 }
 
+/// The event stream answers only callers the policy lets watch, and only their stations.
+async fn event_stream(backend: &api::Backend) {
+    let name = backend.name;
+    let db = api::open(backend).await;
+    let world = World::new(common::state(db)).await;
+    let (a, b) = (world.a.to_string(), world.b.to_string());
+    let cases: Vec<(&str, Credential, Option<&String>, u16, &str)> = vec![
+        ("anonymous", Credential::None, None, 401, "unauthenticated"),
+        (
+            "bad token",
+            Credential::Bearer("x.y.z".into()),
+            None,
+            401,
+            "invalid_token",
+        ),
+        (
+            "admin, all",
+            Credential::Bearer(world.admin.token.clone()),
+            None,
+            200,
+            "",
+        ),
+        (
+            "admin, B",
+            Credential::Bearer(world.admin.token.clone()),
+            Some(&b),
+            200,
+            "",
+        ),
+        (
+            "DJ of A, own",
+            Credential::Bearer(world.dj_a.token.clone()),
+            None,
+            200,
+            "",
+        ),
+        (
+            "DJ of A, A",
+            Credential::Bearer(world.dj_a.token.clone()),
+            Some(&a),
+            200,
+            "",
+        ),
+        (
+            "DJ of A, B",
+            Credential::Bearer(world.dj_a.token.clone()),
+            Some(&b),
+            403,
+            "forbidden_station",
+        ),
+        (
+            "manager of B, A",
+            Credential::Bearer(world.manager_b.token.clone()),
+            Some(&a),
+            403,
+            "forbidden_station",
+        ),
+        (
+            "key of A, A",
+            Credential::ApiKey(world.key_a_dj.key.clone()),
+            Some(&a),
+            200,
+            "",
+        ),
+        (
+            "key of A, B",
+            Credential::ApiKey(world.key_a_dj.key.clone()),
+            Some(&b),
+            403,
+            "forbidden_station",
+        ),
+    ];
+    for (who, credential, station, status, code) in cases {
+        let path = match station {
+            Some(s) => format!("/api/v1/events/stream?station={s}"),
+            None => "/api/v1/events/stream".to_owned(),
+        };
+        let answer = call(Method::GET, &path)
+            .auth(&credential)
+            .send_for_status(&world.app)
+            .await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.code()),
+            (status, code),
+            "{name}: {who}: {}",
+            answer.text
+        );
+        if status == 200 {
+            assert_eq!(answer.headers["content-type"], "text/event-stream", "{who}");
+        }
+    }
+}
+
 macro_rules! on_every_backend {
     ($($test:ident => $body:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -738,6 +831,7 @@ on_every_backend! {
     api_keys_are_shown_once_used_listed_revoked_and_expire => api_keys,
     users_members_and_station_lists => users_and_stations,
     racing_refreshes_cannot_both_win => refresh_race,
+    the_event_stream_is_scoped_by_the_policy => event_stream,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

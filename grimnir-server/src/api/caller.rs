@@ -162,6 +162,33 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestInfo {
     }
 }
 
+/// Middleware for the event stream (WebSocket and SSE): authenticates the caller like any API
+/// route (401 with the error body otherwise) and gives the stream handlers its
+/// [`EventScope`](crate::events::EventScope): every station for admins, else the stations where
+/// the policy allows [`Action::EventRead`].
+pub async fn scope_events(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let principal = match Principal::from_request_parts(&mut parts, &state).await {
+        Ok(principal) => principal,
+        Err(e) => return e.into_response(),
+    };
+    let scope = if principal.is_admin() {
+        crate::events::EventScope::All
+    } else {
+        crate::events::EventScope::Stations(
+            principal
+                .stations()
+                .map(|(station, _)| station)
+                .filter(|s| policy::allows(&principal, Action::EventRead, Some(*s)))
+                .map(|s| s.as_uuid())
+                .collect(),
+        )
+    };
+    let mut request = Request::from_parts(parts, body);
+    request.extensions_mut().insert(scope);
+    next.run(request).await
+}
+
 /// Middleware for public endpoints: at most the configured rate per client address.
 pub async fn limit_public(State(state): State<AppState>, request: Request, next: Next) -> Response {
     match state.auth.check_public(ip_of(request.extensions())) {

@@ -204,6 +204,16 @@ impl From<StorageError> for ApiError {
                     "the database is unavailable; try again",
                 )
             }
+            ref retryable if crate::db::is_retryable(retryable) => {
+                tracing::warn!(error = %e, "transaction lost to a concurrent one");
+                let mut busy = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database was busy with a conflicting change; try again",
+                );
+                busy.retry_after = Some(Duration::from_secs(1));
+                busy
+            }
             StorageError::Query(ref q) if crate::db::is_unique_violation(q) => {
                 tracing::warn!(error = %e, "unique constraint");
                 ApiError::conflict("a unique value is taken")
@@ -298,6 +308,14 @@ mod tests {
                 "unavailable",
             ),
             (
+                StorageError::Query(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::SerializationFailure,
+                    Box::new("Deadlock found when trying to get lock".to_owned()),
+                )),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+            ),
+            (
                 StorageError::Task("panicked".into()),
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -306,7 +324,11 @@ mod tests {
         for (storage, status, code) in cases {
             let e = ApiError::from(storage);
             assert_eq!((e.status, e.code), (status, code));
-            assert!(!e.message.contains("refused") && !e.message.contains("panicked"));
+            assert!(
+                !e.message.contains("refused")
+                    && !e.message.contains("panicked")
+                    && !e.message.contains("Deadlock")
+            );
         }
     }
 

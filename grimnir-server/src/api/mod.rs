@@ -75,7 +75,10 @@ pub const DOCS_PATH: &str = "/api/v1/docs";
             Sign in at `/auth/login`; send the access token as `Authorization: Bearer …`, or an \
             API key as `X-API-Key: …`. Request bodies are JSON (`Content-Type: application/json`, \
             else 415). Any route may answer 429 `rate_limited` with `Retry-After`, and 503 \
-            `unavailable` while the database cannot be reached.",
+            `unavailable` while the database cannot be reached. Not listed as operations: the \
+            event stream, `GET /api/v1/events` (WebSocket) and `GET /api/v1/events/stream` \
+            (Server-Sent Events), with `?station=` and `?types=` filters, authenticated like \
+            the other routes and limited to the stations the caller may read.",
         license(name = "MIT OR Apache-2.0")
     ),
     modifiers(&SecuritySchemes),

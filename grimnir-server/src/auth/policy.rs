@@ -23,6 +23,7 @@
 //! | [`ApiKeyRead`](Action::ApiKeyRead) | ✓ | ✓ S | — | — |
 //! | [`ApiKeyWrite`](Action::ApiKeyWrite) | ✓ | ✓ S | — | — |
 //! | [`AuditRead`](Action::AuditRead) | ✓ all | ✓ S | — | — |
+//! | [`EventRead`](Action::EventRead) (the event stream) | ✓ all stations | ✓ S | ✓ S | ✓ |
 //! | [`UserAdmin`](Action::UserAdmin) (list, create, read, update, delete users) | ✓ | — | — | — |
 //! | [`SelfRead`](Action::SelfRead) | ✓ | ✓ | ✓ | ✓ |
 //! | [`PasswordChange`](Action::PasswordChange) (one's own) | ✓ | ✓ | ✓ | — |
@@ -62,6 +63,8 @@ pub enum Action {
     ApiKeyWrite,
     /// Read the audit log (of one station, or of all for admins).
     AuditRead,
+    /// Watch a station's events (WebSocket or SSE).
+    EventRead,
     /// Manage user accounts.
     UserAdmin,
     /// Read one's own account.
@@ -86,7 +89,7 @@ const fn rule(action: Action) -> (Who, bool) {
     use Action::*;
     match action {
         StationList => (Who::Anyone, true),
-        StationRead => (Who::AtStation(StationRole::Dj), true),
+        StationRead | EventRead => (Who::AtStation(StationRole::Dj), true),
         StationUpdate => (Who::AtStation(StationRole::Manager), true),
         StationCreate | StationDelete => (Who::Admin, false),
         MemberRead => (Who::AtStation(StationRole::Manager), true),
@@ -274,6 +277,7 @@ mod tests {
             (ApiKeyRead,      [true,  true,  false, false, false]),
             (ApiKeyWrite,     [true,  true,  false, false, false]),
             (AuditRead,       [true,  true,  false, false, false]),
+            (EventRead,       [true,  true,  true,  true,  true ]),
             (UserAdmin,       [true,  false, false, false, false]),
             (SelfRead,        [true,  true,  true,  true,  true ]),
             (PasswordChange,  [true,  true,  true,  false, false]),

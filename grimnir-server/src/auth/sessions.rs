@@ -236,53 +236,63 @@ impl Auth {
         }
         let hash = token::refresh_token_hash(presented);
         let (next, next_hash) = token::new_refresh_token()?;
-        let info = info.clone();
-        let outcome = db
-            .run(move |conn| {
-                conn.transaction(|conn| {
-                    // Spending first: the write that decides the race is the transaction's
-                    // first statement (see `refresh_tokens::spend`).
-                    let at = now();
-                    let spent = refresh_tokens::spend(conn, &hash, at)?;
-                    let Some(row) = refresh_tokens::find_by_hash(conn, &hash)? else {
-                        return Ok(Outcome::Unknown);
-                    };
-                    if spent {
-                        return match users::find(conn, row.user_id)? {
-                            Some(user) if !user.disabled => {
-                                refresh_tokens::insert(
-                                    conn,
-                                    user.id,
-                                    row.family_id,
-                                    &next_hash,
-                                    at,
-                                    naive_in(at, REFRESH_TTL),
-                                )?;
-                                Ok(Outcome::Rotated(user, row.family_id))
-                            }
-                            _ => {
-                                refresh_tokens::revoke_family(conn, row.family_id, at)?;
-                                Ok(Outcome::UserGone)
-                            }
+        // Racing refreshes of one token can make MySQL pick a deadlock victim; the loser's
+        // transaction rolled back, and running it again finds the token spent.
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            let (info, hash, next_hash) = (info.clone(), hash.clone(), next_hash.clone());
+            let result = db
+                .run(move |conn| {
+                    conn.transaction(|conn| {
+                        // Spending first: the write that decides the race is the transaction's
+                        // first statement (see `refresh_tokens::spend`).
+                        let at = now();
+                        let spent = refresh_tokens::spend(conn, &hash, at)?;
+                        let Some(row) = refresh_tokens::find_by_hash(conn, &hash)? else {
+                            return Ok(Outcome::Unknown);
                         };
-                    }
-                    if row.revoked_at.is_some() {
-                        return Ok(Outcome::Revoked);
-                    }
-                    if row.used_at.is_none() {
-                        // Neither spendable nor spent nor revoked: expired.
-                        return Ok(Outcome::Expired);
-                    }
-                    refresh_tokens::revoke_family(conn, row.family_id, at)?;
-                    let entry =
-                        audit_entry(Actor::Anonymous, "auth.refresh_reuse", "session", &info)
-                            .target(row.family_id)
-                            .details(serde_json::json!({ "user_id": row.user_id.to_string() }));
-                    audit::record(conn, &entry)?;
-                    Ok(Outcome::Reused)
+                        if spent {
+                            return match users::find(conn, row.user_id)? {
+                                Some(user) if !user.disabled => {
+                                    refresh_tokens::insert(
+                                        conn,
+                                        user.id,
+                                        row.family_id,
+                                        &next_hash,
+                                        at,
+                                        naive_in(at, REFRESH_TTL),
+                                    )?;
+                                    Ok(Outcome::Rotated(user, row.family_id))
+                                }
+                                _ => {
+                                    refresh_tokens::revoke_family(conn, row.family_id, at)?;
+                                    Ok(Outcome::UserGone)
+                                }
+                            };
+                        }
+                        if row.revoked_at.is_some() {
+                            return Ok(Outcome::Revoked);
+                        }
+                        if row.used_at.is_none() {
+                            // Neither spendable nor spent nor revoked: expired.
+                            return Ok(Outcome::Expired);
+                        }
+                        refresh_tokens::revoke_family(conn, row.family_id, at)?;
+                        let entry =
+                            audit_entry(Actor::Anonymous, "auth.refresh_reuse", "session", &info)
+                                .target(row.family_id)
+                                .details(serde_json::json!({ "user_id": row.user_id.to_string() }));
+                        audit::record(conn, &entry)?;
+                        Ok(Outcome::Reused)
+                    })
                 })
-            })
-            .await?;
+                .await;
+            match result {
+                Err(e) if attempt < 3 && crate::db::is_retryable(&e) => continue,
+                other => break other?,
+            }
+        };
         match outcome {
             Outcome::Rotated(user, family) => self.issue(user, family, next),
             Outcome::Reused => Err(AuthError::RefreshReused),

@@ -162,6 +162,18 @@ pub(crate) fn is_unique_violation(e: &diesel::result::Error) -> bool {
     )
 }
 
+/// Whether a transaction failed only because a concurrent one won (a deadlock victim on MySQL,
+/// a serialization failure on PostgreSQL): running it again is safe and will likely succeed.
+pub fn is_retryable(e: &StorageError) -> bool {
+    matches!(
+        e,
+        StorageError::Query(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::SerializationFailure,
+            _
+        ))
+    )
+}
+
 /// Defines a row id: a random UUID stored as its 36-character text form.
 macro_rules! uuid_id {
     ($(#[$meta:meta])* $name:ident) => {

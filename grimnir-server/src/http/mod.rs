@@ -75,7 +75,13 @@ pub fn router(state: AppState) -> Router {
         .merge(docs)
         .with_state(state.clone())
         .merge(crate::metrics::router())
-        .nest("/api/v1", events::router(streams))
+        .nest(
+            "/api/v1",
+            events::router(streams).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::api::caller::scope_events,
+            )),
+        )
         // After every route, so that it sees the matched route template.
         .route_layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .fallback(crate::api::no_route)

@@ -334,6 +334,29 @@ impl Call {
         self
     }
 
+    /// Sends and reads the body only when the answer is not a success: for endless streams.
+    pub async fn send_for_status(self, app: &Router) -> Answer {
+        let request = self.request.body(self.body).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        if status.is_success() {
+            return Answer {
+                status,
+                headers,
+                body: Value::Null,
+                text: String::new(),
+            };
+        }
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
     pub async fn send(self, app: &Router) -> Answer {
         let request = self.request.body(self.body).unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
