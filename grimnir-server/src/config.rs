@@ -10,11 +10,21 @@
 //! | `data_dir` | `GRIMNIR_DATA_DIR` | `RLM_DATA_DIR` | `./data` |
 //! | `stations_dir` | `GRIMNIR_STATIONS_DIR` | `RLM_STATIONS_DIR` | none: no station files |
 //! | `http.listen` | `GRIMNIR_HTTP_LISTEN` | `RLM_HTTP_LISTEN` | `127.0.0.1:8080` |
+//! | `http.trusted_proxies` | `GRIMNIR_HTTP_TRUSTED_PROXIES` | `RLM_HTTP_TRUSTED_PROXIES` | none (a list in the file, comma-separated in the variable) |
 //! | `database.url` | `GRIMNIR_DATABASE_URL` | `RLM_DATABASE_URL` | `sqlite://<data_dir>/grimnir.db` |
 //! | `database.pool_size` | `GRIMNIR_DATABASE_POOL_SIZE` | `RLM_DATABASE_POOL_SIZE` | `8` |
 //! | `database.connect_timeout_secs` | `GRIMNIR_DATABASE_CONNECT_TIMEOUT_SECS` | `RLM_DATABASE_CONNECT_TIMEOUT_SECS` | `5` |
 //! | `log.format` | `GRIMNIR_LOG_FORMAT` | `RLM_LOG_FORMAT` | `pretty` in development, `json` in production |
 //! | `log.level` | `GRIMNIR_LOG_LEVEL` | `RLM_LOG_LEVEL` | `info` |
+//! | `auth.jwt_secret` | `GRIMNIR_JWT_SECRET` | `RLM_JWT_SECRET` | none: a random one in development, refused in production |
+//! | `auth.login_per_minute` | `GRIMNIR_AUTH_LOGIN_PER_MINUTE` | `RLM_AUTH_LOGIN_PER_MINUTE` | `10` sign-ins per client address |
+//! | `auth.login_per_account_per_minute` | `GRIMNIR_AUTH_LOGIN_PER_ACCOUNT_PER_MINUTE` | `RLM_AUTH_LOGIN_PER_ACCOUNT_PER_MINUTE` | `5` sign-ins per account |
+//! | `auth.public_per_minute` | `GRIMNIR_AUTH_PUBLIC_PER_MINUTE` | `RLM_AUTH_PUBLIC_PER_MINUTE` | `60` public requests per client address |
+//! | `auth.user_per_minute` | `GRIMNIR_AUTH_USER_PER_MINUTE` | `RLM_AUTH_USER_PER_MINUTE` | `600` authenticated requests per user |
+//!
+//! The JWT secret signs access tokens (HS256) and must be at least 32 bytes. Without one, a
+//! development server makes a random secret at start (tokens do not survive a restart) and a
+//! production server refuses to start. Errors about it never show its value.
 //! | `event_bus.url` | `GRIMNIR_EVENT_BUS` | `RLM_EVENT_BUS` | `memory`; or `nats://host:4222`, `redis://host:6379` |
 //! | `event_bus.prefix` | `GRIMNIR_EVENT_BUS_PREFIX` | `RLM_EVENT_BUS_PREFIX` | `grimnir.events` |
 //! | `event_bus.buffer` | `GRIMNIR_EVENT_BUS_BUFFER` | `RLM_EVENT_BUS_BUFFER` | `1024` (16–65536) |
@@ -40,13 +50,16 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::RateLimits;
+use crate::auth::rate_limit::Quota;
+use crate::auth::token::JwtSecret;
 use crate::db::{DatabaseUrl, PoolOptions};
 use crate::events::{BUFFER_RANGE, EventBusConfig, EventBusUrl, SubjectPrefix};
 
@@ -197,7 +210,42 @@ struct FileConfig {
     #[serde(default)]
     log: FileLog,
     #[serde(default)]
+    auth: FileAuth,
+    #[serde(default)]
     event_bus: FileEventBus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAuth {
+    #[serde(default, deserialize_with = "from_str_field")]
+    jwt_secret: Option<JwtSecret>,
+    #[serde(default)]
+    login_per_minute: Option<PerMinute>,
+    #[serde(default)]
+    login_per_account_per_minute: Option<PerMinute>,
+    #[serde(default)]
+    public_per_minute: Option<PerMinute>,
+    #[serde(default)]
+    user_per_minute: Option<PerMinute>,
+}
+
+/// A rate limit in requests per minute, 1 to 1 000 000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+struct PerMinute(u32);
+
+impl TryFrom<u64> for PerMinute {
+    type Error = String;
+
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        match u32::try_from(n) {
+            Ok(n @ 1..=1_000_000) => Ok(PerMinute(n)),
+            _ => Err(format!(
+                "{n} is not between 1 and 1000000 requests a minute"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -205,6 +253,8 @@ struct FileConfig {
 struct FileHttp {
     #[serde(default, deserialize_with = "from_str_field")]
     listen: Option<SocketAddr>,
+    #[serde(default)]
+    trusted_proxies: Option<Vec<IpAddr>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -243,6 +293,10 @@ struct FileEventBus {
 pub struct HttpConfig {
     /// Address and port to listen on; port 0 picks a free one.
     pub listen: SocketAddr,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: behind them, the client address
+    /// (for rate limits and the audit log) is the last address in that header that is not one
+    /// of them. Empty: the peer of the connection is the client.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// The database.
@@ -275,6 +329,15 @@ pub struct LogConfig {
     pub level: LogLevel,
 }
 
+/// Authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The secret access tokens are signed with; `None` when not configured.
+    pub jwt_secret: Option<JwtSecret>,
+    /// The request rates allowed.
+    pub rate_limits: RateLimits,
+}
+
 /// The server's configuration, resolved from defaults, file and environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -291,6 +354,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
     /// The event bus.
     pub event_bus: EventBusConfig,
     /// The config file that was read, if any.
@@ -312,11 +377,13 @@ impl Default for Config {
             stations_dir: None,
             http: HttpConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                trusted_proxies: Vec::new(),
             },
             log: LogConfig {
                 format: LogFormat::Pretty,
                 level: LogLevel("info".to_owned()),
             },
+            auth: AuthConfig::default(),
             event_bus: EventBusConfig::default(),
             file: None,
         }
@@ -511,11 +578,17 @@ const ENV: Setting = setting!("ENV");
 const DATA_DIR: Setting = setting!("DATA_DIR");
 const STATIONS_DIR: Setting = setting!("STATIONS_DIR");
 const HTTP_LISTEN: Setting = setting!("HTTP_LISTEN");
+const HTTP_TRUSTED_PROXIES: Setting = setting!("HTTP_TRUSTED_PROXIES");
 const DATABASE_URL: Setting = setting!("DATABASE_URL");
 const DATABASE_POOL_SIZE: Setting = setting!("DATABASE_POOL_SIZE");
 const DATABASE_CONNECT_TIMEOUT: Setting = setting!("DATABASE_CONNECT_TIMEOUT_SECS");
 const LOG_FORMAT: Setting = setting!("LOG_FORMAT");
 const LOG_LEVEL: Setting = setting!("LOG_LEVEL");
+const JWT_SECRET: Setting = setting!("JWT_SECRET");
+const AUTH_LOGIN_PER_MINUTE: Setting = setting!("AUTH_LOGIN_PER_MINUTE");
+const AUTH_LOGIN_PER_ACCOUNT_PER_MINUTE: Setting = setting!("AUTH_LOGIN_PER_ACCOUNT_PER_MINUTE");
+const AUTH_PUBLIC_PER_MINUTE: Setting = setting!("AUTH_PUBLIC_PER_MINUTE");
+const AUTH_USER_PER_MINUTE: Setting = setting!("AUTH_USER_PER_MINUTE");
 const EVENT_BUS: Setting = setting!("EVENT_BUS");
 const EVENT_BUS_PREFIX: Setting = setting!("EVENT_BUS_PREFIX");
 const EVENT_BUS_BUFFER: Setting = setting!("EVENT_BUS_BUFFER");
@@ -589,6 +662,18 @@ impl Config {
         })?
         .or(parsed.http.listen)
         .unwrap_or(defaults.http.listen);
+        let trusted_proxies = env_value(env, &HTTP_TRUSTED_PROXIES, &mut warnings, |s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    a.parse::<IpAddr>()
+                        .map_err(|_| format!("`{a}` is not an IP address such as 10.0.0.1"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?
+        .or(parsed.http.trusted_proxies)
+        .unwrap_or_default();
         let url = env_value(env, &DATABASE_URL, &mut warnings, str::parse::<DatabaseUrl>)?
             .or(parsed.database.url)
             .unwrap_or_else(|| DatabaseUrl::sqlite_file(data_dir.join(DEFAULT_DATABASE_FILE)));
@@ -619,17 +704,66 @@ impl Config {
             .or(parsed.event_bus.buffer)
             .map_or(defaults.event_bus.buffer, |BusBuffer(n)| n);
 
+        // Not through `env_value`: its errors quote the value, and this one is a secret.
+        let jwt_secret = match env.get(&JWT_SECRET, &mut warnings) {
+            Some((var, value)) => {
+                Some(value.parse::<JwtSecret>().map_err(|e| ConfigError::Env {
+                    var,
+                    value: "***".to_owned(),
+                    reason: e.to_string(),
+                })?)
+            }
+            None => parsed.auth.jwt_secret,
+        };
+
+        let defaults = RateLimits::default();
+        let mut per_minute = |setting: &Setting, file: Option<PerMinute>, default: Quota| {
+            env_value(env, setting, &mut warnings, parse_u64).map(|v| {
+                v.or(file)
+                    .map_or(default, |PerMinute(n)| Quota::per_minute(n))
+            })
+        };
+        let rate_limits = RateLimits {
+            login_per_address: per_minute(
+                &AUTH_LOGIN_PER_MINUTE,
+                parsed.auth.login_per_minute,
+                defaults.login_per_address,
+            )?,
+            login_per_account: per_minute(
+                &AUTH_LOGIN_PER_ACCOUNT_PER_MINUTE,
+                parsed.auth.login_per_account_per_minute,
+                defaults.login_per_account,
+            )?,
+            public_per_address: per_minute(
+                &AUTH_PUBLIC_PER_MINUTE,
+                parsed.auth.public_per_minute,
+                defaults.public_per_address,
+            )?,
+            per_user: per_minute(
+                &AUTH_USER_PER_MINUTE,
+                parsed.auth.user_per_minute,
+                defaults.per_user,
+            )?,
+        };
+
         let config = Config {
             environment,
             data_dir,
             stations_dir,
-            http: HttpConfig { listen },
+            http: HttpConfig {
+                listen,
+                trusted_proxies,
+            },
             database: DatabaseConfig {
                 url,
                 pool_size,
                 connect_timeout,
             },
             log: LogConfig { format, level },
+            auth: AuthConfig {
+                jwt_secret,
+                rate_limits,
+            },
             event_bus: EventBusConfig {
                 url: bus_url,
                 prefix: bus_prefix,
@@ -933,6 +1067,71 @@ mod tests {
                 other => panic!("{var}={value}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_jwt_secret_is_read_checked_and_never_shown() {
+        let secret = "s3cret-s3cret-s3cret-s3cret-s3cret";
+        let env = EnvVars::from_pairs([("RLM_JWT_SECRET", secret)]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(config.auth.jwt_secret, Some(secret.parse().unwrap()));
+        assert!(!format!("{config:?}").contains(secret));
+        let env = EnvVars::from_pairs([("GRIMNIR_JWT_SECRET", "short-secret")]);
+        let err = Config::load(None, &env).unwrap_err();
+        assert!(!err.to_string().contains("short-secret"), "{err}");
+        assert!(err.to_string().contains("at least 32 bytes"), "{err}");
+        let err = file_error("auth:\n  jwt_secret: tiny\n");
+        assert!(!err.to_string().contains("tiny"), "{err}");
+        assert!(
+            Config::load(None, &EnvVars::default())
+                .unwrap()
+                .0
+                .auth
+                .jwt_secret
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_file_or_a_list_in_a_variable() {
+        let env = EnvVars::from_pairs([("GRIMNIR_HTTP_TRUSTED_PROXIES", "10.0.0.1, ::1")]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(
+            config.http.trusted_proxies,
+            [
+                "10.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
+        let env = EnvVars::from_pairs([("RLM_HTTP_TRUSTED_PROXIES", "10.0.0.0/8")]);
+        let err = Config::load(None, &env).unwrap_err();
+        assert!(err.to_string().contains("not an IP address"), "{err}");
+        let err = file_error("http:\n  trusted_proxies: [10.0.0.1, nope]\n");
+        let ConfigError::File { field, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(field, "http.trusted_proxies[1]");
+    }
+
+    #[test]
+    fn rate_limits_come_from_file_and_environment() {
+        let (config, _) = Config::load(None, &EnvVars::default()).unwrap();
+        assert_eq!(config.auth.rate_limits, RateLimits::default());
+        let env = EnvVars::from_pairs([("RLM_AUTH_USER_PER_MINUTE", "1200")]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(config.auth.rate_limits.per_user, Quota::per_minute(1200));
+        assert_eq!(
+            config.auth.rate_limits.login_per_address,
+            RateLimits::default().login_per_address
+        );
+        let err = file_error("auth:\n  login_per_minute: 0\n");
+        let ConfigError::File { field, message, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(field, "auth.login_per_minute");
+        assert_eq!(message, "0 is not between 1 and 1000000 requests a minute");
+        let env = EnvVars::from_pairs([("GRIMNIR_AUTH_PUBLIC_PER_MINUTE", "lots")]);
+        assert!(Config::load(None, &env).is_err());
     }
 
     #[test]

@@ -9,11 +9,16 @@
 //! - [`db`]: storage through diesel on SQLite (the default, a file under `./data`), PostgreSQL
 //!   or MySQL/MariaDB, chosen by the database URL; the full schema of the data model in embedded
 //!   migrations per backend; a repository for stations.
+//! - [`api`]: the REST API under `/api/v1`, its OpenAPI 3.1 document and offline docs page, one
+//!   error body, paging.
+//! - [`auth`]: passwords (argon2id, bcrypt), access and refresh tokens, API keys, the policy of
+//!   who may do what, rate limits.
+//! - [`audit`]: the audit log.
 //! - [`events`]: the real-time event stream: the seven event types and their JSON wire format,
 //!   and the [`events::EventBus`] that carries them in process or across instances over NATS
 //!   or Redis.
-//! - [`http`]: an axum service with `/healthz`, `/readyz`, `/metrics` and the event stream
-//!   (WebSocket and SSE), a request id on every request, and graceful shutdown.
+//! - [`http`]: an axum service with `/healthz`, `/readyz`, `/metrics`, the API and the event
+//!   stream (WebSocket and SSE), a request id on every request, and graceful shutdown.
 //! - [`logging`]: `tracing` with readable lines in development and JSON lines in production.
 //! - [`plan`]: `grimnir plan`, the planner over a station's files.
 //! - [`metrics`]: Prometheus metrics with the SPEC.md names, and the helpers that record them.
@@ -22,7 +27,7 @@
 //!   validated with errors that name file, line and field, applied at start and again
 //!   whenever one changes.
 //!
-//! The REST API, authentication and the executor pool come next; the crate's README lists them.
+//! The other API resources and the executor pool come next; the crate's README lists them.
 //!
 //! # Example
 //!
@@ -36,6 +41,7 @@
 //! let env = EnvVars::from_pairs([
 //!     ("GRIMNIR_DATA_DIR", "/tmp/grimnir-demo"),
 //!     ("GRIMNIR_HTTP_LISTEN", "127.0.0.1:0"),
+//!     ("GRIMNIR_JWT_SECRET", "at least thirty-two bytes of secret"),
 //! ]);
 //! let (config, _warnings) = Config::load(None, &env)?;
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -54,6 +60,9 @@
 //!
 //! [Grimnir Radio]: https://github.com/grimnir-radio/grimnir
 
+pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod events;

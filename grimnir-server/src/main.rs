@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use grimnir_server::config::{Config, EnvVars};
+use grimnir_server::db::users::AccountRole;
 use grimnir_server::{logging, server};
 
 /// Grimnir Radio: broadcast radio automation.
@@ -27,8 +28,48 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Manage user accounts on the configured database.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Plan a station from its grimnir-planner files and print the timeline.
     Plan(PlanArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user. Without --password-stdin a password is generated and printed once.
+    Create {
+        /// Sign-in address.
+        #[arg(long)]
+        email: String,
+        /// `admin` (everything, everywhere) or `user` (what roles at stations allow).
+        #[arg(long, value_enum, default_value_t = Role::User)]
+        role: Role,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Role {
+    Admin,
+    User,
+}
+
+/// The first line of standard input, without its line ending.
+fn password_from_stdin() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        return Err("no password on standard input".to_owned());
+    }
+    Ok(password)
 }
 
 #[derive(Debug, clap::Args)]
@@ -145,6 +186,35 @@ fn run(cli: Cli) -> Result<(), String> {
                         applied.len(),
                         applied.join(", ")
                     );
+                }
+                Ok(())
+            }
+            Command::User {
+                command:
+                    UserCommand::Create {
+                        email,
+                        role,
+                        password_stdin,
+                    },
+            } => {
+                let password = if password_stdin {
+                    Some(password_from_stdin()?)
+                } else {
+                    None
+                };
+                let role = match role {
+                    Role::Admin => AccountRole::Admin,
+                    Role::User => AccountRole::User,
+                };
+                let created = server::create_user(&config, &email, role, password)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "created {} {} ({})",
+                    created.user.role, created.user.email, created.user.id
+                );
+                if let Some(password) = created.generated_password {
+                    println!("password: {password}");
                 }
                 Ok(())
             }

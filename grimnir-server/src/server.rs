@@ -7,7 +7,12 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::audit::{self, Actor, Entry};
+use crate::auth::Auth;
+use crate::auth::password::{self, PasswordError};
+use crate::auth::token::JwtSecret;
+use crate::config::{Config, Environment};
+use crate::db::users::{self, AccountRole, NewUser, User};
 use crate::db::{Database, StorageError};
 use crate::events::{BusError, EventBus};
 use crate::http::{self, AppState, SHUTDOWN_GRACE};
@@ -36,6 +41,18 @@ pub enum ServeError {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// A production server needs a JWT secret.
+    #[error(
+        "no JWT secret: set GRIMNIR_JWT_SECRET (or auth.jwt_secret), at least 32 random bytes; \
+         a production server does not start without one"
+    )]
+    MissingJwtSecret,
+    /// A password cannot be used or hashed.
+    #[error("password: {0}")]
+    Password(#[from] PasswordError),
+    /// No random secret could be made.
+    #[error("cannot make a JWT secret: {0}")]
+    Random(String),
     /// A station file is invalid, or could not be applied.
     #[error(transparent)]
     StationFile(#[from] crate::station_files::StationFileError),
@@ -45,6 +62,28 @@ pub enum ServeError {
     /// Serving failed.
     #[error("HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The signing keys and rate limiters: with the configured JWT secret, or in development a
+/// random one (with a warning: tokens do not survive a restart). Production without a secret is
+/// [`ServeError::MissingJwtSecret`].
+pub fn auth(config: &Config) -> Result<Auth, ServeError> {
+    let secret = match (&config.auth.jwt_secret, config.environment) {
+        (Some(secret), _) => secret.clone(),
+        (None, Environment::Production) => return Err(ServeError::MissingJwtSecret),
+        (None, _) => {
+            tracing::warn!(
+                "GRIMNIR_JWT_SECRET is not set: access tokens are signed with a random secret \
+                 and stop working when the server restarts (production refuses to start so)"
+            );
+            JwtSecret::generate().map_err(|e| ServeError::Random(e.to_string()))?
+        }
+    };
+    Ok(Auth::behind_proxies(
+        &secret,
+        config.auth.rate_limits,
+        config.http.trusted_proxies.clone(),
+    ))
 }
 
 /// Creates the data directory and opens the database (creating an SQLite file on first start).
@@ -78,6 +117,7 @@ pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let auth = auth(config)?;
     // Metrics are an aid, not a reason to refuse service: an embedding program may have
     // installed a recorder of its own.
     let upkeep = match crate::metrics::install() {
@@ -92,6 +132,7 @@ pub async fn serve(
     if !applied.is_empty() {
         tracing::info!(applied = %applied.join(", "), "migrations applied");
     }
+    let pruning = tokio::spawn(prune_refresh_tokens(db.clone()));
     // Station files: every one must be valid to start; then changes are applied as they come.
     let (watch_stop, watch_stopped) = tokio::sync::oneshot::channel::<()>();
     let watcher = match &config.stations_dir {
@@ -118,11 +159,12 @@ pub async fn serve(
     tracing::info!(%address, "listening");
     http::serve(
         listener,
-        http::router(AppState { db, events }),
+        http::router(AppState { db, auth, events }),
         shutdown,
         SHUTDOWN_GRACE,
     )
     .await?;
+    pruning.abort();
     let _ = watch_stop.send(());
     if let Some(watcher) = watcher {
         let _ = watcher.await;
@@ -132,6 +174,88 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often expired refresh tokens are deleted.
+pub const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Every [`PRUNE_INTERVAL`], deletes refresh tokens that expired: every refresh adds a row, and
+/// without this the table grows for as long as the server runs.
+async fn prune_refresh_tokens(db: Database) {
+    let mut every = tokio::time::interval(PRUNE_INTERVAL);
+    loop {
+        every.tick().await;
+        let now = chrono::Utc::now().naive_utc();
+        match db
+            .run(move |conn| crate::db::refresh_tokens::prune(conn, now))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired refresh tokens deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete expired refresh tokens"),
+        }
+    }
+}
+
+/// What `grimnir user create` made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedUser {
+    /// The user as stored.
+    pub user: User,
+    /// The password, when it was generated rather than given.
+    pub generated_password: Option<String>,
+}
+
+/// Creates a user on the configured database (applying pending migrations first), with the
+/// given password or a generated one, and records it in the audit log.
+pub async fn create_user(
+    config: &Config,
+    email: &str,
+    role: AccountRole,
+    password: Option<String>,
+) -> Result<CreatedUser, ServeError> {
+    let (password, generated) = match password {
+        Some(p) => (p, false),
+        None => (
+            password::generate().map_err(|e| ServeError::Random(e.to_string()))?,
+            true,
+        ),
+    };
+    password::check_new(&password)?;
+    users::normalize_email(email)?;
+    let db = open_storage(config).await?;
+    db.migrate().await?;
+    let hash = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || password::hash(&password))
+            .await
+            .map_err(|e| StorageError::Task(e.to_string()))??
+    };
+    let new = NewUser {
+        email: email.to_owned(),
+        password_hash: hash,
+        role,
+        disabled: false,
+    };
+    let user = db
+        .run(move |conn| {
+            use diesel::Connection as _;
+            conn.transaction(|conn| {
+                let user = users::create(conn, &new)?;
+                let entry = Entry::new(Actor::System, "user.create", "user")
+                    .target(user.id)
+                    .details(serde_json::json!({
+                        "email": user.email, "role": user.role.as_str(), "via": "cli",
+                    }));
+                audit::record(conn, &entry)?;
+                Ok(user)
+            })
+        })
+        .await?;
+    Ok(CreatedUser {
+        user,
+        generated_password: generated.then_some(password),
+    })
 }
 
 /// Completes on SIGINT or SIGTERM (on non-Unix systems, on Ctrl-C).

@@ -133,6 +133,7 @@ async fn serve_logs_json_in_production_and_stops_on_sigterm() {
     let mut child = grimnir(dir.path())
         .env("GRIMNIR_ENV", "production")
         .env("GRIMNIR_HTTP_LISTEN", "127.0.0.1:0")
+        .env("GRIMNIR_JWT_SECRET", common::TEST_SECRET)
         .arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -185,6 +186,143 @@ async fn serve_logs_json_in_production_and_stops_on_sigterm() {
     assert!(status.success(), "{status}");
     served.wait_for("SIGTERM", |l| l["message"] == "SIGTERM received");
     served.wait_for("the end", |l| l["message"] == "stopped");
+}
+
+#[test]
+fn production_refuses_to_start_without_a_jwt_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(grimnir(dir.path())
+        .env("GRIMNIR_ENV", "production")
+        .env("GRIMNIR_HTTP_LISTEN", "127.0.0.1:0")
+        .arg("serve"));
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no JWT secret: set GRIMNIR_JWT_SECRET"),
+        "{stderr}"
+    );
+    // It stops before touching storage.
+    assert!(!dir.path().join("data").exists());
+
+    // A secret too short is refused, naming the variable but not the value.
+    let out = run(grimnir(dir.path())
+        .env("RLM_JWT_SECRET", "hunter2hunter2")
+        .arg("serve"));
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("RLM_JWT_SECRET") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_create_makes_accounts_that_sign_in() {
+    use std::io::Write as _;
+
+    use grimnir_server::auth::sessions::RequestInfo;
+    use grimnir_server::db::{Database, DatabaseUrl};
+
+    let dir = tempfile::tempdir().unwrap();
+    // A password from standard input.
+    let mut child = grimnir(dir.path())
+        .args([
+            "user",
+            "create",
+            "--email",
+            "Ops@Example.org",
+            "--role",
+            "admin",
+        ])
+        .arg("--password-stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"the operator's long password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("created admin ops@example.org ("),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("password"), "{stdout}");
+
+    // A generated password, printed once.
+    let out = run(grimnir(dir.path()).args(["user", "create", "--email", "dj@example.org"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("created user dj@example.org ("),
+        "{stdout}"
+    );
+    let generated = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap()
+        .to_owned();
+    assert_eq!(generated.len(), 24);
+
+    // Taken emails and short passwords are refused.
+    let out = run(grimnir(dir.path()).args(["user", "create", "--email", "OPS@example.org"]));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("exists already"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut child = grimnir(dir.path())
+        .args([
+            "user",
+            "create",
+            "--email",
+            "x@example.org",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("at least 10 characters"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Both sign in, on the database the command used.
+    let db = Database::open(
+        DatabaseUrl::sqlite_file(dir.path().join("data/grimnir.db")),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let auth = common::auth_with(common::generous_limits());
+    let info = RequestInfo::default();
+    let ops = auth
+        .login(
+            &db,
+            "ops@example.org",
+            "the operator's long password",
+            &info,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ops.user.role.as_str(), "admin");
+    let dj = auth
+        .login(&db, "dj@example.org", &generated, &info)
+        .await
+        .unwrap();
+    assert_eq!(dj.user.role.as_str(), "user");
 }
 
 /// The planner's demo station and library, from the workspace.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use grimnir_server::db::{Database, DatabaseUrl, PoolOptions};
-use grimnir_server::http::{self, AppState};
+use grimnir_server::http;
 use tower::ServiceExt;
 
 async fn sqlite(dir: &tempfile::TempDir) -> Database {
@@ -31,10 +31,7 @@ async fn serves_health_and_readiness_on_loopback_and_stops_on_request() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(
         listener,
-        http::router(AppState {
-            db,
-            events: grimnir_server::events::EventBus::memory(),
-        }),
+        http::router(common::state(db)),
         async {
             let _ = stopped.await;
         },
@@ -79,10 +76,7 @@ async fn serves_health_and_readiness_on_loopback_and_stops_on_request() {
 async fn readyz_is_unavailable_until_the_migrations_ran() {
     let dir = tempfile::tempdir().unwrap();
     let db = sqlite(&dir).await;
-    let app = http::router(AppState {
-        db: db.clone(),
-        events: grimnir_server::events::EventBus::memory(),
-    });
+    let app = http::router(common::state(db.clone()));
     let request = || Request::get("/readyz").body(Body::empty()).unwrap();
 
     let response = app.clone().oneshot(request()).await.unwrap();
@@ -109,10 +103,7 @@ async fn readyz_notices_a_schema_dropped_behind_its_back() {
     let dir = tempfile::tempdir().unwrap();
     let db = sqlite(&dir).await;
     db.migrate().await.unwrap();
-    let app = http::router(AppState {
-        db: db.clone(),
-        events: grimnir_server::events::EventBus::memory(),
-    });
+    let app = http::router(common::state(db.clone()));
     db.run(|c| Ok(c.batch_execute("PRAGMA foreign_keys = OFF; DROP TABLE stations;")?))
         .await
         .unwrap();

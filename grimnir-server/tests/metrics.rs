@@ -76,6 +76,10 @@ async fn metrics_carry_the_spec_names_and_count_requests_by_route_template() {
     db.migrate().await.unwrap();
     let app = http::router(AppState {
         db,
+        auth: grimnir_server::auth::Auth::new(
+            &"a metrics test secret of 32+ bytes".parse().unwrap(),
+            Default::default(),
+        ),
         events: EventBus::memory(),
     });
 

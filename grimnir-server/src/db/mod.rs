@@ -8,7 +8,9 @@
 //!   executor.
 //! - [`migrations`] embeds the schema migrations of each backend; [`Database::migrate`] applies
 //!   them.
-//! - [`stations`] is the first repository: create, read, list, update and delete stations.
+//! - Repositories, each a set of blocking functions on a [`DbConnection`]: [`stations`],
+//!   [`users`], [`members`] (a user's role at a station), [`refresh_tokens`] and [`api_keys`].
+//!   The audit log is written through [`crate::audit`].
 //!
 //! ```no_run
 //! use grimnir_server::db::{Database, DatabaseUrl, PoolOptions, stations};
@@ -25,14 +27,19 @@
 //! # }
 //! ```
 
+pub mod api_keys;
 mod connection;
+pub mod members;
 pub mod migrations;
+pub mod refresh_tokens;
 pub mod schema;
 pub mod stations;
 mod url;
+pub mod users;
 
 use std::time::Duration;
 
+use chrono::{NaiveDateTime, SubsecRound, Utc};
 use diesel::r2d2::Pool;
 use diesel::{QueryDsl, RunQueryDsl};
 
@@ -84,6 +91,16 @@ pub enum StorageError {
         /// The id asked for.
         id: String,
     },
+    /// A row with the same unique value exists already.
+    #[error("{entity} with {field} {value:?} exists already")]
+    Conflict {
+        /// What kind of row (`user`).
+        entity: &'static str,
+        /// The unique field (`email`).
+        field: &'static str,
+        /// The value that is taken.
+        value: String,
+    },
     /// A value given to a repository cannot be stored.
     #[error("{field} = {value:?}: {reason}")]
     Invalid {
@@ -112,6 +129,105 @@ pub enum StorageError {
     /// The database did not answer within the time allowed.
     #[error("the database did not answer within {0:?}")]
     Timeout(Duration),
+}
+
+/// One page of a list: at most `limit` rows, after skipping `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Rows at most.
+    pub limit: i64,
+    /// Rows skipped.
+    pub offset: i64,
+}
+
+impl Page {
+    /// Every row (for tools and tests; the API always pages).
+    pub const ALL: Page = Page {
+        limit: i64::MAX,
+        offset: 0,
+    };
+}
+
+/// Now, cut to the microseconds that PostgreSQL and MySQL keep, so that what is stored is what
+/// is returned on every backend.
+pub(crate) fn now() -> NaiveDateTime {
+    Utc::now().trunc_subsecs(6).naive_utc()
+}
+
+/// Whether a query failed on a unique constraint.
+pub(crate) fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// Whether a transaction failed only because a concurrent one won (a deadlock victim on MySQL,
+/// a serialization failure on PostgreSQL): running it again is safe and will likely succeed.
+pub fn is_retryable(e: &StorageError) -> bool {
+    matches!(
+        e,
+        StorageError::Query(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::SerializationFailure,
+            _
+        ))
+    )
+}
+
+/// Defines a row id: a random UUID stored as its 36-character text form.
+macro_rules! uuid_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(uuid::Uuid);
+
+        impl $name {
+            /// A new random id.
+            pub fn random() -> Self {
+                $name(uuid::Uuid::new_v4())
+            }
+
+            /// The UUID.
+            pub fn as_uuid(&self) -> uuid::Uuid {
+                self.0
+            }
+        }
+
+        impl From<uuid::Uuid> for $name {
+            fn from(id: uuid::Uuid) -> Self {
+                $name(id)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                uuid::Uuid::parse_str(s).map($name)
+            }
+        }
+    };
+}
+pub(crate) use uuid_id;
+
+/// Parses a stored id, naming the column when the text is not one.
+pub(crate) fn stored_id<T: std::str::FromStr>(
+    table: &'static str,
+    column: &'static str,
+    value: &str,
+) -> Result<T, StorageError> {
+    value.parse().map_err(|_| StorageError::Corrupt {
+        table,
+        column,
+        value: value.to_owned(),
+        expected: "a UUID",
+    })
 }
 
 /// Sizes and timeouts of the connection pool.

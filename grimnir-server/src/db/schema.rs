@@ -6,7 +6,7 @@
 //! here exists on every backend after the migrations ran.
 
 diesel::table! {
-    /// Accounts that sign in: email, password hash (argon2id, or bcrypt for imported users) and global role.
+    /// Accounts that sign in: email, password hash (argon2id, or bcrypt for imported users) and account role.
     users {
         /// Primary key: a UUID as text.
         id -> Text,
@@ -14,7 +14,7 @@ diesel::table! {
         email -> Text,
         /// PHC string: argon2id, or bcrypt for users imported from other systems.
         password_hash -> Text,
-        /// Global role: `admin`, `manager` or `dj`.
+        /// Account role: `admin` (everything, everywhere) or `user` (what `station_users` gives).
         role -> Text,
         /// A disabled user cannot sign in.
         disabled -> Bool,
@@ -46,13 +46,13 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// A user's role (admin, manager, dj) at one station.
+    /// A user's role (manager or dj) at one station.
     station_users (station_id, user_id) {
         /// The station it belongs to.
         station_id -> Text,
         /// The user it belongs to.
         user_id -> Text,
-        /// The user's role at this station: `admin`, `manager` or `dj`.
+        /// The user's role at this station: `manager` or `dj`.
         role -> Text,
         /// When the row was created (UTC).
         created_at -> Timestamp,
@@ -490,7 +490,7 @@ diesel::table! {
         prefix -> Text,
         /// Hash of the secret part.
         secret_hash -> Text,
-        /// Role the key acts with: `admin`, `manager` or `dj`.
+        /// Role the key acts with at its station: `manager` or `dj`.
         role -> Text,
         /// When the row was created (UTC).
         created_at -> Timestamp,

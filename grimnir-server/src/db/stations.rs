@@ -6,12 +6,12 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use diesel::prelude::*;
 
 use super::schema::stations;
-use super::{DbConnection, StorageError};
+use super::{DbConnection, Page, StorageError, now};
 
 /// Longest station name, in characters (the column is `VARCHAR(255)`).
 pub const MAX_NAME_CHARS: usize = 255;
@@ -35,6 +35,12 @@ impl StationId {
 impl fmt::Display for StationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.hyphenated().fmt(f)
+    }
+}
+
+impl From<uuid::Uuid> for StationId {
+    fn from(id: uuid::Uuid) -> Self {
+        StationId(id)
     }
 }
 
@@ -166,12 +172,6 @@ impl TryFrom<StationRow> for Station {
     }
 }
 
-/// Now, cut to the microseconds that PostgreSQL and MySQL keep, so that what is stored is what
-/// is returned on every backend.
-fn now() -> NaiveDateTime {
-    Utc::now().trunc_subsecs(6).naive_utc()
-}
-
 fn check_name(name: &str) -> Result<&str, StorageError> {
     let trimmed = name.trim();
     let invalid = |reason: &str| StorageError::Invalid {
@@ -240,6 +240,11 @@ fn load(conn: &mut DbConnection, id: &str) -> Result<Station, StorageError> {
         .try_into()
 }
 
+/// Whether a station with this id (as text) exists.
+pub(crate) fn exists(conn: &mut DbConnection, id: &str) -> Result<bool, StorageError> {
+    Ok(diesel::select(diesel::dsl::exists(stations::table.find(id))).get_result(conn)?)
+}
+
 /// The station with this id.
 pub fn get(conn: &mut DbConnection, id: StationId) -> Result<Station, StorageError> {
     load(conn, &id.to_string())
@@ -254,6 +259,46 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<Station>, StorageError> {
         .into_iter()
         .map(Station::try_from)
         .collect()
+}
+
+/// Which stations a list covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StationFilter<'a> {
+    /// Every station.
+    All,
+    /// Only these (the ones a user has a role at).
+    Only(&'a [StationId]),
+}
+
+/// One page of stations by name, then id, and how many the filter covers in all.
+pub fn list_page(
+    conn: &mut DbConnection,
+    filter: StationFilter<'_>,
+    page: Page,
+) -> Result<(Vec<Station>, i64), StorageError> {
+    let ids: Option<Vec<String>> = match filter {
+        StationFilter::All => None,
+        StationFilter::Only([]) => return Ok((Vec::new(), 0)),
+        StationFilter::Only(ids) => Some(ids.iter().map(ToString::to_string).collect()),
+    };
+    let mut count = stations::table.count().into_boxed();
+    let mut rows = stations::table
+        .order((stations::name, stations::id))
+        .select(StationRow::as_select())
+        .limit(page.limit)
+        .offset(page.offset)
+        .into_boxed();
+    if let Some(ids) = &ids {
+        count = count.filter(stations::id.eq_any(ids));
+        rows = rows.filter(stations::id.eq_any(ids));
+    }
+    let total: i64 = count.get_result(conn)?;
+    let items = rows
+        .load(conn)?
+        .into_iter()
+        .map(Station::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok((items, total))
 }
 
 /// Applies `changes` and returns the station as stored afterwards.

@@ -1,11 +1,17 @@
 //! The HTTP service: routes, middleware and serving with graceful shutdown.
 //!
-//! Routes so far:
+//! Routes:
 //!
 //! | route | answers |
 //! | --- | --- |
 //! | `GET /healthz` | `200 {"status":"ok"}` while the process serves requests |
 //! | `GET /readyz` | `200 {"status":"ready"}` when the database answers and its schema is current; `503 {"status":"not_ready","reason":…}` otherwise |
+//! | `/api/v1/…` | the REST API ([`crate::api`]) |
+//! | `GET /api/v1/openapi.json` | its OpenAPI 3.1 document |
+//! | `GET /api/v1/docs/` | its docs page (Swagger UI, served from the binary) |
+//!
+//! Any other path answers 404 and a known path asked with another method 405, both with the
+//! API's error body.
 //! | `GET /metrics` | the Prometheus text format ([`crate::metrics`]) |
 //! | `GET /api/v1/events` | the event stream as a WebSocket ([`events`]) |
 //! | `GET /api/v1/events/stream` | the event stream as Server-Sent Events ([`events`]) |
@@ -18,6 +24,7 @@ pub mod events;
 mod request_id;
 
 use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -30,6 +37,7 @@ use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::auth::Auth;
 use crate::db::{Database, Readiness};
 use crate::events::EventBus;
 
@@ -42,6 +50,8 @@ pub use request_id::{REQUEST_ID_HEADER, RequestId};
 pub struct AppState {
     /// The database pool.
     pub db: Database,
+    /// Token keys and rate limiters.
+    pub auth: Auth,
     /// The event bus the event streams read.
     pub events: EventBus,
 }
@@ -55,15 +65,32 @@ struct Status<'a> {
 
 /// The application's routes with their middleware.
 pub fn router(state: AppState) -> Router {
+    let (api, openapi) = crate::api::router(&state);
+    let docs = crate::api::docs(openapi, &state);
     let streams = EventStreams::new(state.events.clone());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .merge(api)
+        .merge(docs)
+        .with_state(state.clone())
         .merge(crate::metrics::router())
-        .nest("/api/v1", events::router(streams))
+        .nest(
+            "/api/v1",
+            events::router(streams).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::api::caller::scope_events,
+            )),
+        )
         // After every route, so that it sees the matched route template.
         .route_layer(axum::middleware::from_fn(crate::metrics::track_requests))
+        .fallback(crate::api::no_route)
+        .method_not_allowed_fallback(crate::api::method_not_allowed)
+        // Before routing, so the public limits and the handlers see the client's address.
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::api::caller::assign_client_ip,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -126,12 +153,16 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            // A dropped sender also means stop.
-            let _ = stop_rx.await;
-        })
-        .into_future();
+    // The peer address feeds the per-address rate limits and the audit log.
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        // A dropped sender also means stop.
+        let _ = stop_rx.await;
+    })
+    .into_future();
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result,

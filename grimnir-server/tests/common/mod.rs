@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // each test binary uses a part; tests unwrap
 
+pub mod api;
+
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -10,7 +12,42 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, MysqlConnection, PgConnection};
-use grimnir_server::db::DatabaseUrl;
+use grimnir_server::auth::rate_limit::Quota;
+use grimnir_server::auth::{Auth, RateLimits};
+use grimnir_server::db::{Database, DatabaseUrl};
+use grimnir_server::http::AppState;
+
+/// The JWT secret of test servers.
+pub const TEST_SECRET: &str = "grimnir test secret of more than 32 bytes";
+
+/// Limits no test reaches by accident.
+pub fn generous_limits() -> RateLimits {
+    RateLimits {
+        login_per_address: Quota::per_minute(100_000),
+        login_per_account: Quota::per_minute(100_000),
+        public_per_address: Quota::per_minute(100_000),
+        per_user: Quota::per_minute(100_000),
+    }
+}
+
+/// Token keys with [`TEST_SECRET`] and `limits`.
+pub fn auth_with(limits: RateLimits) -> Auth {
+    Auth::new(&TEST_SECRET.parse().unwrap(), limits)
+}
+
+/// The state of a test server on `db`, with [`generous_limits`].
+pub fn state(db: Database) -> AppState {
+    with_auth(db, auth_with(generous_limits()))
+}
+
+/// The state of a test server on `db` with `auth`, and an in-process event bus.
+pub fn with_auth(db: Database, auth: Auth) -> AppState {
+    AppState {
+        db,
+        auth,
+        events: grimnir_server::events::EventBus::memory(),
+    }
+}
 
 /// How long to wait for a database server before calling it unreachable.
 const REACH_TIMEOUT: Duration = Duration::from_secs(5);

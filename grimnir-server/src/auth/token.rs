@@ -1,0 +1,339 @@
+//! Access tokens (JWT) and refresh tokens.
+//!
+//! **Access token**: a JWT signed with HS256 and the server's secret, valid for
+//! [`ACCESS_TTL`] (15 minutes). Claims:
+//!
+//! | claim | value |
+//! | --- | --- |
+//! | `iss` | [`ISSUER`] (`grimnir`) |
+//! | `aud` | [`AUDIENCE`] (`grimnir-api`) |
+//! | `sub` | the user's id |
+//! | `sid` | the session: the refresh-token family the login started |
+//! | `iat`, `exp` | issued at, expires at (Unix seconds) |
+//! | `jti` | a random id |
+//!
+//! Verification accepts HS256 only (a token whose header names `none`, HS512, RS256 or anything
+//! else is refused before its signature is looked at), checks the signature, `exp` with
+//! [`LEEWAY_SECS`] of clock skew, `iss` and `aud`, and requires `sub` and `sid`.
+//!
+//! **Refresh token**: `grt_` followed by 43 characters of base64url, 256 random bits. Only its
+//! SHA-256 is stored: with that much entropy a slow hash adds nothing, and the hash is looked up
+//! through a unique index.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::db::refresh_tokens::FamilyId;
+use crate::db::users::UserId;
+
+/// How long an access token is valid.
+pub const ACCESS_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// How long a refresh token is valid after it was issued; every refresh issues a new one.
+pub const REFRESH_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+/// The `iss` claim of access tokens.
+pub const ISSUER: &str = "grimnir";
+/// The `aud` claim of access tokens.
+pub const AUDIENCE: &str = "grimnir-api";
+/// Clock skew tolerated on `exp`, in seconds.
+pub const LEEWAY_SECS: u64 = 5;
+/// Shortest JWT secret accepted, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// The start of every refresh token.
+pub const REFRESH_PREFIX: &str = "grt_";
+
+/// Why a secret or token could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The configured secret is too short.
+    #[error("the JWT secret must be at least {MIN_SECRET_BYTES} bytes")]
+    SecretTooShort,
+    /// The operating system's random source failed.
+    #[error("no randomness from the operating system: {0}")]
+    Random(String),
+    /// The token has expired.
+    #[error("the token has expired")]
+    Expired,
+    /// The token is not one this server issued, or was altered.
+    #[error("the token is invalid: {0}")]
+    Invalid(String),
+    /// Signing failed.
+    #[error("cannot sign the token: {0}")]
+    Signing(String),
+}
+
+/// The secret access tokens are signed with. `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JwtSecret(Vec<u8>);
+
+impl JwtSecret {
+    /// A secret from configuration: at least [`MIN_SECRET_BYTES`] bytes.
+    pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self, TokenError> {
+        let secret = secret.into();
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(TokenError::SecretTooShort);
+        }
+        Ok(JwtSecret(secret))
+    }
+
+    /// 64 random bytes, for a development server started without a secret. Tokens signed with
+    /// it do not survive a restart.
+    pub fn generate() -> Result<Self, TokenError> {
+        Ok(JwtSecret(random_bytes::<64>()?.to_vec()))
+    }
+}
+
+impl fmt::Debug for JwtSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JwtSecret(***)")
+    }
+}
+
+impl std::str::FromStr for JwtSecret {
+    type Err = TokenError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JwtSecret::new(s.as_bytes())
+    }
+}
+
+/// `N` bytes from the operating system's random source.
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], TokenError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| TokenError::Random(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer: [`ISSUER`].
+    pub iss: String,
+    /// Audience: [`AUDIENCE`].
+    pub aud: String,
+    /// The user's id.
+    pub sub: String,
+    /// The session (refresh-token family).
+    pub sid: String,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expires at, Unix seconds.
+    pub exp: i64,
+    /// A random token id.
+    pub jti: String,
+}
+
+/// A verified access token: whose it is and which session it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessToken {
+    /// The user.
+    pub user: UserId,
+    /// The session.
+    pub session: FamilyId,
+    /// Expires at, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Signs and verifies access tokens with one secret.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenKeys").finish_non_exhaustive()
+    }
+}
+
+impl TokenKeys {
+    /// Keys for `secret`.
+    pub fn new(secret: &JwtSecret) -> Self {
+        // The RustCrypto backend is the only one compiled in; installing it explicitly keeps
+        // jsonwebtoken from guessing. A second call (another `TokenKeys`) finds it installed.
+        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.leeway = LEEWAY_SECS;
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        TokenKeys {
+            encoding: EncodingKey::from_secret(&secret.0),
+            decoding: DecodingKey::from_secret(&secret.0),
+            validation,
+        }
+    }
+
+    /// An access token for `user` in `session`, issued at `now` (Unix seconds), valid for
+    /// [`ACCESS_TTL`].
+    pub fn issue(&self, user: UserId, session: FamilyId, now: i64) -> Result<String, TokenError> {
+        let ttl = i64::try_from(ACCESS_TTL.as_secs()).unwrap_or(i64::MAX);
+        let claims = AccessClaims {
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            sub: user.to_string(),
+            sid: session.to_string(),
+            iat: now,
+            exp: now.saturating_add(ttl),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        self.sign(&claims)
+    }
+
+    /// Signs any claims with HS256 (tests use it to make expired tokens).
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, TokenError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(|e| TokenError::Signing(e.to_string()))
+    }
+
+    /// Verifies an access token: algorithm, signature, expiry, issuer, audience and claims.
+    pub fn verify(&self, token: &str) -> Result<AccessToken, TokenError> {
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::InvalidSignature => TokenError::Invalid("bad signature".into()),
+                ErrorKind::InvalidAlgorithm
+                | ErrorKind::InvalidAlgorithmName
+                | ErrorKind::MissingAlgorithm => {
+                    TokenError::Invalid("algorithm not accepted".into())
+                }
+                ErrorKind::InvalidIssuer => TokenError::Invalid("wrong issuer".into()),
+                ErrorKind::InvalidAudience => TokenError::Invalid("wrong audience".into()),
+                ErrorKind::MissingRequiredClaim(claim) => {
+                    TokenError::Invalid(format!("missing claim {claim}"))
+                }
+                _ => TokenError::Invalid("malformed token".into()),
+            })?;
+        let claims = data.claims;
+        let user = claims
+            .sub
+            .parse()
+            .map_err(|_| TokenError::Invalid("sub is not a user id".into()))?;
+        let session = claims
+            .sid
+            .parse()
+            .map_err(|_| TokenError::Invalid("sid is not a session id".into()))?;
+        Ok(AccessToken {
+            user,
+            session,
+            expires_at: claims.exp,
+        })
+    }
+}
+
+/// A new refresh token and the hash to store.
+pub fn new_refresh_token() -> Result<(String, String), TokenError> {
+    let token = format!(
+        "{REFRESH_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)
+    );
+    let hash = sha256_hex(&token);
+    Ok((token, hash))
+}
+
+/// The hash a refresh token is stored and found by.
+pub fn refresh_token_hash(token: &str) -> String {
+    sha256_hex(token)
+}
+
+/// SHA-256 of `text`, as lower-case hex.
+pub(crate) fn sha256_hex(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+    }
+    hex
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(secret: &str) -> TokenKeys {
+        TokenKeys::new(&secret.parse().unwrap())
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    #[test]
+    fn issued_tokens_verify() {
+        let keys = keys(SECRET);
+        let (user, session) = (UserId::random(), FamilyId::random());
+        let token = keys.issue(user, session, now()).unwrap();
+        let verified = keys.verify(&token).unwrap();
+        assert_eq!((verified.user, verified.session), (user, session));
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert_eq!(
+            "too short".parse::<JwtSecret>(),
+            Err(TokenError::SecretTooShort)
+        );
+        assert_eq!(
+            format!("{:?}", JwtSecret::generate().unwrap()),
+            "JwtSecret(***)"
+        );
+    }
+
+    #[test]
+    fn expired_and_foreign_tokens_are_refused() {
+        let keys = keys(SECRET);
+        let (user, session) = (UserId::random(), FamilyId::random());
+        let old = keys.issue(user, session, now() - 3600).unwrap();
+        assert_eq!(keys.verify(&old), Err(TokenError::Expired));
+        let other = self::keys("another secret of thirty-two bytes!");
+        let forged = other.issue(user, session, now()).unwrap();
+        assert_eq!(
+            keys.verify(&forged),
+            Err(TokenError::Invalid("bad signature".into()))
+        );
+        let mut claims = AccessClaims {
+            iss: "someone-else".into(),
+            aud: AUDIENCE.into(),
+            sub: user.to_string(),
+            sid: session.to_string(),
+            iat: now(),
+            exp: now() + 60,
+            jti: "x".into(),
+        };
+        assert!(keys.verify(&keys.sign(&claims).unwrap()).is_err());
+        claims.iss = ISSUER.into();
+        claims.sub = "not-a-uuid".into();
+        assert!(keys.verify(&keys.sign(&claims).unwrap()).is_err());
+        for garbage in ["", "a.b.c", "not a token", "....."] {
+            assert!(keys.verify(garbage).is_err(), "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn refresh_tokens_are_random_and_hashed() {
+        let (a, hash_a) = new_refresh_token().unwrap();
+        let (b, _) = new_refresh_token().unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with(REFRESH_PREFIX));
+        assert_eq!(a.len(), REFRESH_PREFIX.len() + 43);
+        assert_eq!(hash_a, refresh_token_hash(&a));
+        assert_eq!(hash_a.len(), 64);
+        assert!(!hash_a.contains(&a[4..]));
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
