@@ -39,11 +39,9 @@ test: deps
 		echo "fuzz/Cargo.toml not found: skipping the fuzz target build"; \
 	fi
 
-# Replaced by the server once it exists; for now, the planner's demo.
+# The reference server on its embedded defaults with the demo station and an admin login.
 run: deps
-	$(CARGO) run --release -p grimnir-planner --features yaml,json --example plan -- \
-		grimnir-planner/examples/demo/station.yaml \
-		grimnir-planner/examples/demo/library.yaml --hours 48
+	CARGO="$(CARGO)" bash scripts/run-demo.sh
 
 # cargo-fuzz passes -Z flags to rustc; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them.
 fuzz:
