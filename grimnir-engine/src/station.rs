@@ -242,11 +242,7 @@ pub enum StationEvent {
 
 enum Command {
     Schedule(u64, Box<Item>),
-    Fade {
-        id: u64,
-        at: f64,
-        seconds: f64,
-    },
+    Fade { id: u64, at: f64, seconds: f64 },
     Graph(Box<DspGraph>),
     Cancel(u64),
     CancelAll,
@@ -772,12 +768,9 @@ impl Playout {
             let wall = self.wall_frame();
             let ahead = self.mixer.position().saturating_sub(wall);
             let spare = self.duration(ahead.saturating_sub(self.lead / 2));
-            let due = self
-                .held
-                .front()
-                .map_or(Duration::MAX, |(start, _)| {
-                    self.duration(start.saturating_sub(self.handoff).saturating_sub(wall))
-                });
+            let due = self.held.front().map_or(Duration::MAX, |(start, _)| {
+                self.duration(start.saturating_sub(self.handoff).saturating_sub(wall))
+            });
             let until_report = next_report.saturating_duration_since(Instant::now());
             let nap = spare
                 .min(until_report)
@@ -865,7 +858,11 @@ impl Playout {
             .enumerate()
         {
             let frame = start + k as u64;
-            let target = if frame >= from && frame < until { 0.0 } else { 1.0 };
+            let target = if frame >= from && frame < until {
+                0.0
+            } else {
+                1.0
+            };
             self.programme_gain = if self.programme_gain < target {
                 (self.programme_gain + step).min(target)
             } else {
