@@ -470,3 +470,169 @@ fn a_token_is_required_checked_and_enforced_off_loopback() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("token"), "{stderr}");
 }
+
+/// The dominant frequency of the left channel over `seconds` from `from`, by zero crossings.
+fn frequency(samples: &[f32], from: f64, seconds: f64) -> f64 {
+    let a = (from * f64::from(RATE)) as usize;
+    let n = (seconds * f64::from(RATE)) as usize;
+    let left: Vec<f32> = samples[2 * a..2 * (a + n)]
+        .iter()
+        .step_by(2)
+        .copied()
+        .collect();
+    let crossings = left
+        .windows(2)
+        .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+        .count();
+    crossings as f64 / 2.0 / seconds
+}
+
+fn peak(samples: &[f32], from: f64, seconds: f64) -> f32 {
+    let a = 2 * (from * f64::from(RATE)) as usize;
+    let b = a + 2 * (seconds * f64::from(RATE)) as usize;
+    samples[a..b.min(samples.len())]
+        .iter()
+        .fold(0.0, |m, x| m.max(x.abs()))
+}
+
+#[test]
+fn the_queue_plays_on_time_with_its_controller_gone_then_the_fallback() {
+    let d = dir("orphan");
+    let a = sine_wav(&d.join("a.wav"), 440.0, 0.2, 2.0);
+    let b = sine_wav(&d.join("b.wav"), 660.0, 0.2, 2.0);
+    let c = sine_wav(&d.join("c.wav"), 880.0, 0.2, 2.0);
+    let fallback = sine_wav(&d.join("fallback.wav"), 220.0, 0.2, 1.0);
+    std::fs::write(d.join("flat.yaml"), FLAT_GRAPH).unwrap();
+    let socket = d.join("engine.sock");
+    let engine = Engine::spawn(&[
+        "--listen",
+        &format!("unix:{}", socket.display()),
+        "--graph",
+        &d.join("flat.yaml").display().to_string(),
+        "--fallback",
+        &fallback,
+        "--record",
+        &format!("{}=flac", d.join("rec").display()),
+    ]);
+    // The controller queues three items and dies: its runtime, connection and all are gone.
+    let start = runtime().block_on(async {
+        let mut client = EngineClient::connect(&engine.listen, None).await.unwrap();
+        let now = client.health().await.unwrap().clock.station_ns;
+        let start = now + SECOND;
+        client
+            .queue(
+                [
+                    (item("a", &a), start),
+                    (item("b", &b), start + 2 * SECOND),
+                    (item("c", &c), start + 4 * SECOND),
+                ],
+                false,
+            )
+            .await
+            .unwrap();
+        start
+    });
+    // Someone else watches: every item starts on time, then the fallback loops.
+    runtime().block_on(async {
+        let mut watcher = EngineClient::connect(&engine.listen, None).await.unwrap();
+        let mut updates = watcher.updates().await.unwrap();
+        for (id, at) in [("b", start + 2 * SECOND), ("c", start + 4 * SECOND)] {
+            let s = wait_for(&mut updates, Duration::from_secs(10), started(id)).await;
+            assert_eq!(s.at_ns / 1_000_000, at / 1_000_000, "{s:?}");
+            assert_eq!(s.late_ns, 0, "{s:?}");
+        }
+        for _ in 0..2 {
+            wait_for(
+                &mut updates,
+                Duration::from_secs(10),
+                started("engine:fallback"),
+            )
+            .await;
+        }
+        let t = wait_for(&mut updates, Duration::from_secs(5), |u| match u {
+            Update::Telemetry(t) => Some(t.clone()),
+            _ => None,
+        })
+        .await;
+        assert!(t.fallback && t.underruns == 0, "{t:?}");
+    });
+    assert!(engine.terminate().success());
+    // ffmpeg reads the recording back: each item at its time, then the fallback.
+    let samples = media::decode(&recording(&d.join("rec")));
+    let s = start as f64 / 1e9;
+    for (at, freq) in [
+        (s + 0.6, 440.0),
+        (s + 2.6, 660.0),
+        (s + 4.6, 880.0),
+        (s + 6.6, 220.0),
+    ] {
+        let f = frequency(&samples, at, 0.5);
+        assert!((f - freq).abs() < 10.0, "{f} Hz at {at} s, expected {freq}");
+    }
+}
+
+#[test]
+fn emergency_latency_is_measured_at_the_output() {
+    let d = dir("emergency");
+    let programme = sine_wav(&d.join("programme.wav"), 440.0, 0.1, 30.0);
+    let alert = sine_wav(&d.join("alert.wav"), 1000.0, 0.8, 1.0);
+    std::fs::write(d.join("flat.yaml"), FLAT_GRAPH).unwrap();
+    let engine = Engine::spawn(&[
+        "--listen",
+        &format!("unix:{}", d.join("engine.sock").display()),
+        "--graph",
+        &d.join("flat.yaml").display().to_string(),
+        "--record",
+        &format!("{}=flac", d.join("rec").display()),
+    ]);
+    let calls = runtime().block_on(async {
+        let mut client = EngineClient::connect(&engine.listen, None).await.unwrap();
+        let mut updates = client.updates().await.unwrap();
+        client
+            .play(item("programme", &programme), None)
+            .await
+            .unwrap();
+        wait_for(&mut updates, Duration::from_secs(10), started("programme")).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut calls = Vec::new();
+        for k in 0..5 {
+            let clock = client.health().await.unwrap().clock;
+            let mut alert = item(format!("alert-{k}"), &alert);
+            alert.cue_out_ns = Some(SECOND * 4 / 10);
+            let called = clock.station_ns(SystemClock::unix_ns());
+            let received = client.insert_emergency(alert).await.unwrap();
+            let id = format!("alert-{k}");
+            wait_for(&mut updates, Duration::from_secs(10), ended(&id)).await;
+            calls.push((called, received));
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+        calls
+    });
+    assert!(engine.terminate().success());
+    let samples = media::decode(&recording(&d.join("rec")));
+    let mut latencies = Vec::new();
+    for &(called, received) in &calls {
+        let from = (called as f64 / 1e9 * f64::from(RATE)) as usize;
+        // The programme is at 0.1, the alert at 0.8: its first sample above 0.5 is its start
+        // (a 1 kHz sine passes 0.5 within 0.1 ms of starting).
+        let first = samples[2 * from..]
+            .chunks(2)
+            .position(|f| f[0].abs() > 0.5)
+            .expect("the alert is not in the recording");
+        let on_air = (from + first) as f64 / f64::from(RATE);
+        latencies.push((
+            (on_air - called as f64 / 1e9) * 1e3,
+            (on_air - received as f64 / 1e9) * 1e3,
+        ));
+        // Nothing of the alert before the call.
+        assert!(peak(&samples, called as f64 / 1e9 - 0.5, 0.5) < 0.15);
+    }
+    // The programme was cut by the first alert and stays off after it.
+    let after_first = calls[0].0 as f64 / 1e9 + 0.45 + latencies[0].0 / 1e3;
+    assert!(peak(&samples, after_first, 0.4) < 0.01);
+    let text: Vec<String> = latencies
+        .iter()
+        .map(|(c, r)| format!("{c:.1} ms from the call ({r:.1} ms from its receipt)"))
+        .collect();
+    println!("emergency on air after: {}", text.join("; "));
+}
