@@ -17,6 +17,7 @@
 pub mod client;
 pub mod config;
 pub mod server;
+pub mod supervisor;
 
 /// The messages and service of `proto/engine.proto`, as tonic-prost generates them.
 #[allow(
@@ -32,6 +33,7 @@ pub mod proto {
 
 pub use client::{ClientError, EngineClient};
 pub use server::{EngineServer, Listen, ServeError};
+pub use supervisor::{Supervisor, SupervisorConfig, SupervisorError, SupervisorEvent};
 
 /// The mapping between the station clock and the wall clock, from one reading of both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
