@@ -636,3 +636,24 @@ fn emergency_latency_is_measured_at_the_output() {
         .collect();
     println!("emergency on air after: {}", text.join("; "));
 }
+
+#[test]
+fn a_socket_another_engine_listens_on_is_not_taken() {
+    let d = dir("taken");
+    let socket = d.join("engine.sock");
+    let listen = format!("unix:{}", socket.display());
+    let first = Engine::spawn(&["--listen", &listen]);
+    let out = Command::new(env!("CARGO_BIN_EXE_grimnir-engine"))
+        .args(["--listen", &listen])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("another process is listening"), "{stderr}");
+    // The first engine still answers.
+    runtime().block_on(async {
+        let mut client = EngineClient::connect(&first.listen, None).await.unwrap();
+        client.health().await.unwrap();
+    });
+    assert!(first.terminate().success());
+}

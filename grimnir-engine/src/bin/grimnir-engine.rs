@@ -84,15 +84,13 @@ fn main() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // Bind first: an address in use is refused before anything goes on air.
+    let bound = runtime.block_on(async { Bound::bind(&loaded.listen) })?;
     let server = EngineServer::start(loaded.station, loaded.fallback)?;
-    let served = runtime.block_on(async {
-        let bound = Bound::bind(&loaded.listen)?;
-        println!("listening on {}", bound.listen());
-        server
-            .serve(bound, loaded.token.as_deref(), shutdown_signal())
-            .await
-    });
+    println!("listening on {}", bound.listen());
+    let served = runtime.block_on(server.serve(bound, loaded.token.as_deref(), shutdown_signal()));
     server.stop();
+    // The socket is ours (the bind succeeded): leave no stale file behind.
     if let grimnir_engine::process::server::Listen::Unix(path) = &loaded.listen {
         let _ = std::fs::remove_file(path);
     }

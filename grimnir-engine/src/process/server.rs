@@ -118,7 +118,8 @@ enum Incoming {
 }
 
 impl Bound {
-    /// Binds `listen` (a stale socket file at a Unix path is replaced). Needs a tokio runtime.
+    /// Binds `listen`. A stale socket file at a Unix path is replaced; one that a process
+    /// still listens on is refused. Needs a tokio runtime.
     pub fn bind(listen: &Listen) -> Result<Bound, ServeError> {
         let fail = |e: std::io::Error| ServeError::Bind {
             listen: listen.to_string(),
@@ -128,6 +129,13 @@ impl Bound {
             Listen::Unix(path) => {
                 if let Ok(meta) = std::fs::symlink_metadata(path) {
                     use std::os::unix::fs::FileTypeExt;
+                    // A socket someone still answers on is another engine's: never steal it.
+                    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                        return Err(ServeError::Bind {
+                            listen: listen.to_string(),
+                            reason: "another process is listening there".into(),
+                        });
+                    }
                     if meta.file_type().is_socket() {
                         std::fs::remove_file(path).map_err(fail)?;
                     }
