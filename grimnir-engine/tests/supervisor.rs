@@ -102,7 +102,7 @@ fn a_killed_engine_is_replaced_and_the_track_resumes_at_its_position() {
         .enable_all()
         .build()
         .unwrap();
-    let (started_at, resumed_cue_in, resumed_at) = rt.block_on(async {
+    let (resumed_cue_in, resumed_at) = rt.block_on(async {
         let supervisor = Supervisor::start(config).await.unwrap();
         let mut events = supervisor.events();
         supervisor.load_graph("nodes: []\n").await.unwrap();
@@ -181,10 +181,9 @@ fn a_killed_engine_is_replaced_and_the_track_resumes_at_its_position() {
             |e| matches!(e, SupervisorEvent::Update(Update::Started(s)) if s.id == "next"),
         )
         .await;
-        (start, cue_in, at_ns)
+        (cue_in, at_ns)
     });
     drop(rt);
-    let _ = started_at;
     // The new engine's recording: from where the track came back, it plays the step its
     // cue-in names.
     let mut files: Vec<PathBuf> = std::fs::read_dir(d.join("rec"))

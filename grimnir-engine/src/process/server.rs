@@ -361,8 +361,7 @@ impl Core {
             return;
         }
         let number = book.number(FALLBACK_ID);
-        let mut item = Item::new(path.clone(), seconds(now));
-        item.meta = None;
+        let item = Item::new(path.clone(), seconds(now));
         let scheduled = lock(&self.station)
             .as_ref()
             .map(|s| s.schedule(number, item));
