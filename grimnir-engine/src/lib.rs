@@ -7,6 +7,10 @@
 //! format and sent to the outputs.
 //!
 //! Call [`init`] once before anything else.
+//!
+//! With the `process` feature (on by default), [`process`] holds the engine as its own
+//! process: the `grimnir-engine` binary's gRPC server and the [`process::EngineClient`] a
+//! controller drives it with.
 
 pub mod decode;
 mod dsp_element;
@@ -17,6 +21,8 @@ pub mod mix;
 mod mp3_gapless;
 mod mp4_gapless;
 pub mod output;
+#[cfg(feature = "process")]
+pub mod process;
 pub mod render;
 pub mod station;
 

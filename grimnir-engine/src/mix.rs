@@ -319,6 +319,22 @@ impl Mixer {
         self.voices.push_back(voice);
     }
 
+    /// Moves an empty mixer's position forward to `frame` without rendering, as if it had
+    /// rendered silence up to there. Returns `false` (and does nothing) when items are placed
+    /// or `frame` is behind the position.
+    pub fn advance_to(&mut self, frame: u64) -> bool {
+        if !self.voices.is_empty() || frame < self.position {
+            return false;
+        }
+        self.position = frame;
+        true
+    }
+
+    /// The ids of the items placed and not yet over.
+    pub fn ids(&self) -> Vec<u64> {
+        self.voices.iter().map(|v| v.id).collect()
+    }
+
     /// Whether an item with this id is placed and not yet over.
     pub fn contains(&self, id: u64) -> bool {
         self.voices.iter().any(|v| v.id == id)

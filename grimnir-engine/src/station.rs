@@ -13,7 +13,11 @@
 //!
 //! The playout thread keeps [`StationConfig::lead`] of mixed audio ready ahead of the wall
 //! clock: it renders blocks while it is short of that and sleeps otherwise, so items start
-//! on their frame of the station's timeline and the outputs receive audio in real time. Each
+//! on their frame of the station's timeline. Mixed blocks are held back and handed to the DSP
+//! and the encoders only [`StationConfig::handoff`] before their time, so the outputs
+//! receive audio in real time, and audio mixed but not yet handed over can still be replaced:
+//! an emergency ([`Station::insert_emergency`]) takes the air from the first block not yet
+//! handed over, not after the whole lead. Each
 //! distinct [`Encoding`] is encoded once; every output of it gets the packets through its own
 //! queue and thread ([`crate::output`]), so a stalled or failed output costs only itself.
 //!
@@ -23,7 +27,7 @@
 //! air. An item whose file cannot be opened is reported ([`StationEvent::Failed`]) and the
 //! rest of the timeline stays in place.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -43,6 +47,10 @@ use crate::render::{Item, audio_buffer, placement_for, target_lufs};
 /// The longest the playout thread sleeps: the loader's results and the bus wait this long at
 /// most.
 const MAX_NAP: Duration = Duration::from_millis(100);
+
+/// How long a stopped item, or the programme under an emergency, takes to fall silent: short
+/// enough to count as a cut, long enough not to click.
+const CUT: Duration = Duration::from_millis(5);
 
 /// Seconds of mixed audio the pipeline's source may hold before it drops the oldest.
 const QUEUE_SECONDS: u64 = 5;
@@ -81,6 +89,11 @@ pub struct StationConfig {
     /// Mixed audio kept ready ahead of the wall clock (300 ms): the margin against a late
     /// wake-up of the playout thread.
     pub lead: Duration,
+    /// How long before its time a mixed block is handed to the DSP and the encoders (20 ms).
+    /// Until then an emergency can still replace it, so this (plus a block and the time to
+    /// open the alert's file) is the delay from [`Station::insert_emergency`] to the alert on
+    /// air. Larger values only add delay; the mixing margin is [`StationConfig::lead`].
+    pub handoff: Duration,
     /// Frames per block (1024).
     pub block: usize,
     /// How far ahead of its start an item is opened (30 s, SPEC.md's preload at T−30 s).
@@ -102,6 +115,7 @@ impl StationConfig {
             graph,
             outputs: Vec::new(),
             lead: Duration::from_millis(300),
+            handoff: Duration::from_millis(20),
             block: 1024,
             preload: Duration::from_secs(30),
             output_queue: 512,
@@ -176,6 +190,8 @@ pub struct Telemetry {
     pub on_air: Option<OnAir>,
     /// The process's CPU use since the last report, percent of one core (Linux only).
     pub cpu_percent: Option<f64>,
+    /// Whether an emergency is on air.
+    pub emergency: bool,
 }
 
 /// Something that happened on a station.
@@ -198,6 +214,11 @@ pub enum StationEvent {
         id: u64,
         /// Station clock, seconds.
         at: f64,
+    },
+    /// An item was stopped before it started ([`Station::stop_item`], [`Station::stop_all`]).
+    Cancelled {
+        /// The item's id.
+        id: u64,
     },
     /// An item could not be played, or broke off: it is skipped and the timeline stays.
     Failed {
@@ -223,7 +244,18 @@ enum Command {
     Schedule(u64, Box<Item>),
     Fade { id: u64, at: f64, seconds: f64 },
     Graph(Box<DspGraph>),
-    Stop,
+    Cancel(u64),
+    CancelAll,
+    Emergency(u64, Box<Item>),
+    EmergencyOpened(u64, Box<Item>, Result<Decoder, EngineError>),
+    Shutdown,
+}
+
+/// Something that must reach the pipeline or the outputs with the audio of a given frame,
+/// not when that audio was mixed.
+enum Signal {
+    Loudness(Option<f64>),
+    Title(NowPlaying),
 }
 
 /// A station on air. Dropping it stops it.
@@ -415,6 +447,7 @@ impl Station {
             channels,
             block: config.block.max(16),
             lead: frames_of(config.lead, rate),
+            handoff: frames_of(config.handoff, rate),
             preload: frames_of(config.preload, rate),
             telemetry_interval: config.telemetry_interval,
             target: target_lufs(&config.graph),
@@ -425,6 +458,17 @@ impl Station {
             events,
             started,
             mixer: Mixer::new(channels),
+            held: VecDeque::new(),
+            spare_blocks: Vec::new(),
+            cut_in: Mixer::new(channels),
+            cut_in_from: 0,
+            emergencies: HashSet::new(),
+            opening_emergencies: HashSet::new(),
+            programme_gain: 1.0,
+            cut_in_block: Vec::new(),
+            signals: VecDeque::new(),
+            sounding: HashSet::new(),
+            commands_tx: commands.clone(),
             items: BTreeMap::new(),
             meta: HashMap::new(),
             scheduled_start: HashMap::new(),
@@ -477,6 +521,26 @@ impl Station {
         self.send(Command::Fade { id, at, seconds })
     }
 
+    /// Stops item `id` at once (a 5 ms fade at the first frame not yet mixed), or cancels it
+    /// ([`StationEvent::Cancelled`]) if it has not started. An emergency stops from the
+    /// first frame not yet handed over. An unknown id is ignored.
+    pub fn stop_item(&self, id: u64) -> Result<(), EngineError> {
+        self.send(Command::Cancel(id))
+    }
+
+    /// Stops everything: every item on air and any emergency, and cancels every item waiting.
+    pub fn stop_all(&self) -> Result<(), EngineError> {
+        self.send(Command::CancelAll)
+    }
+
+    /// Cuts `item` in at once, above everything: as soon as its file is open it sounds from
+    /// the first block not yet handed to the encoders (`item.start` is ignored); the items on
+    /// air are cut, and anything that starts while it sounds is muted under it. A second
+    /// emergency replaces the first.
+    pub fn insert_emergency(&self, id: u64, item: Item) -> Result<(), EngineError> {
+        self.send(Command::Emergency(id, Box::new(item)))
+    }
+
     /// Replaces the DSP graph without a click: one of the same shape is applied in place, one
     /// of another shape by a 100 ms crossfade from the running chain; a refused graph is an
     /// error and the current one stays.
@@ -498,7 +562,7 @@ impl Station {
     }
 
     fn shut_down(&mut self) {
-        let _ = self.commands.send(Command::Stop);
+        let _ = self.commands.send(Command::Shutdown);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -589,6 +653,7 @@ struct Playout {
     channels: usize,
     block: usize,
     lead: u64,
+    handoff: u64,
     preload: u64,
     telemetry_interval: Duration,
     target: Option<f64>,
@@ -600,6 +665,29 @@ struct Playout {
     events: SyncSender<StationEvent>,
     started: Instant,
     mixer: Mixer,
+    /// Mixed blocks not yet handed to the pipeline, by their first frame.
+    held: VecDeque<(u64, Vec<f32>)>,
+    /// Blocks handed over, for reuse.
+    spare_blocks: Vec<Vec<f32>>,
+    /// The emergency mixer: it runs at the hand-over point, not `lead` ahead.
+    cut_in: Mixer,
+    /// First frame of the emergency on air.
+    cut_in_from: u64,
+    /// Emergencies placed and not over.
+    emergencies: HashSet<u64>,
+    /// Emergencies whose file is being opened.
+    opening_emergencies: HashSet<u64>,
+    /// The programme's gain: 1, or ramping to 0 under an emergency.
+    programme_gain: f32,
+    /// One block of the emergency mixer's output.
+    cut_in_block: Vec<f32>,
+    /// Signals waiting for their frame to be handed over.
+    signals: VecDeque<(u64, Signal)>,
+    /// Programme items that started and have not ended.
+    sounding: HashSet<u64>,
+    /// For the threads that open emergencies: they answer through the command queue, which
+    /// wakes the playout thread at once.
+    commands_tx: Sender<Command>,
     /// Items not yet placed, by (start frame, id).
     items: BTreeMap<(u64, u64), Slot>,
     meta: HashMap<u64, Option<NowPlaying>>,
@@ -631,13 +719,11 @@ impl Playout {
                 return;
             }
         };
-        let mut block = vec![0f32; self.block * self.channels];
-        let block_time = Duration::from_secs_f64(self.block as f64 / f64::from(self.rate));
         let mut next_report = Instant::now() + self.telemetry_interval;
         'air: loop {
             loop {
                 match commands.try_recv() {
-                    Ok(Command::Stop) | Err(TryRecvError::Disconnected) => break 'air,
+                    Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => break 'air,
                     Ok(command) => self.command(command),
                     Err(TryRecvError::Empty) => break,
                 }
@@ -658,23 +744,17 @@ impl Playout {
             }
             while self.mixer.position() < now + self.lead {
                 let start = self.mixer.position();
+                let mut block = self
+                    .spare_blocks
+                    .pop()
+                    .unwrap_or_else(|| vec![0f32; self.block * self.channels]);
                 self.mixer.render(&mut block);
-                self.mix_events();
-                // A full queue leaks its oldest audio: count it, as the outputs will miss it.
-                if self.queued_frames() + self.block as u64 > self.queue_limit {
-                    self.dropouts += 1;
-                }
-                match audio_buffer(&block, self.channels, start, self.rate) {
-                    Ok(buffer) => {
-                        if self.src.push_buffer(buffer).is_err() {
-                            self.emit(StationEvent::Warning(
-                                "the pipeline refused audio: it has stopped".into(),
-                            ));
-                            break 'air;
-                        }
-                    }
-                    Err(e) => self.emit(StationEvent::Warning(e.to_string())),
-                }
+                self.held.push_back((start, block));
+                let events = self.mixer.take_events();
+                self.mix_events(events, false);
+            }
+            if !self.hand_over(self.wall_frame() + self.handoff) {
+                break 'air;
             }
             self.bus();
             self.output_changes();
@@ -683,22 +763,27 @@ impl Playout {
                 let report = self.telemetry();
                 self.emit(StationEvent::Telemetry(report));
             }
-            // Sleep until half the lead is used up, the next report is due, or a command
-            // comes: a station costs few wake-ups, and a command is acted on at once.
-            let ahead = self.mixer.position().saturating_sub(self.wall_frame());
-            let spare = Duration::from_secs_f64(
-                ahead.saturating_sub(self.lead / 2) as f64 / f64::from(self.rate),
-            );
+            // Sleep until the next block is due for hand-over, half the lead is used up, the
+            // next report is due, or a command comes: a command is acted on at once.
+            let wall = self.wall_frame();
+            let ahead = self.mixer.position().saturating_sub(wall);
+            let spare = self.duration(ahead.saturating_sub(self.lead / 2));
+            let due = self.held.front().map_or(Duration::MAX, |(start, _)| {
+                self.duration(start.saturating_sub(self.handoff).saturating_sub(wall))
+            });
             let until_report = next_report.saturating_duration_since(Instant::now());
             let nap = spare
                 .min(until_report)
-                .clamp(block_time / 2, MAX_NAP.max(block_time / 2));
+                .min(due)
+                .clamp(Duration::from_millis(1), MAX_NAP);
             match commands.recv_timeout(nap) {
-                Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break 'air,
+                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => break 'air,
                 Ok(command) => self.command(command),
                 Err(RecvTimeoutError::Timeout) => {}
             }
         }
+        // What is mixed goes out before the end.
+        self.hand_over(u64::MAX);
         let _ = self.src.end_of_stream();
         if let Some(bus) = self.pipeline.bus() {
             let _ = bus.timed_pop_filtered(
@@ -712,6 +797,106 @@ impl Playout {
                 output.stop();
             }
         }
+    }
+
+    /// Hands every held block that starts before frame `due` to the pipeline, with the
+    /// emergency (if any) cut in. Returns `false` when the pipeline has stopped.
+    fn hand_over(&mut self, due: u64) -> bool {
+        while self.held.front().is_some_and(|(start, _)| *start < due) {
+            let Some((start, mut block)) = self.held.pop_front() else {
+                break;
+            };
+            self.cut_in(start, &mut block);
+            let end = start + (block.len() / self.channels) as u64;
+            while self.signals.front().is_some_and(|(frame, _)| *frame < end) {
+                let Some((_, signal)) = self.signals.pop_front() else {
+                    break;
+                };
+                self.signal(signal);
+            }
+            // A full queue leaks its oldest audio: count it, as the outputs will miss it.
+            if self.queued_frames() + self.block as u64 > self.queue_limit {
+                self.dropouts += 1;
+            }
+            let pushed = match audio_buffer(&block, self.channels, start, self.rate) {
+                Ok(buffer) => self.src.push_buffer(buffer).is_ok(),
+                Err(e) => {
+                    self.emit(StationEvent::Warning(e.to_string()));
+                    true
+                }
+            };
+            self.spare_blocks.push(block);
+            if !pushed {
+                self.emit(StationEvent::Warning(
+                    "the pipeline refused audio: it has stopped".into(),
+                ));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Mixes the emergency into a block about to be handed over: the programme under it
+    /// ramps to silence over [`CUT`] and back when it ends.
+    fn cut_in(&mut self, start: u64, block: &mut [f32]) {
+        let frames = (block.len() / self.channels) as u64;
+        if self.cut_in.pending() == 0 {
+            self.cut_in.advance_to(start);
+            if self.programme_gain >= 1.0 {
+                self.cut_in.advance_to(start + frames);
+                return;
+            }
+        }
+        let from = self.cut_in_from;
+        let until = self.cut_in.covered_until();
+        self.cut_in_block.resize(block.len(), 0.0);
+        self.cut_in.render(&mut self.cut_in_block);
+        let step = 1.0 / frames_of(CUT, self.rate).max(1) as f32;
+        for (k, (out, alert)) in block
+            .chunks_mut(self.channels)
+            .zip(self.cut_in_block.chunks(self.channels))
+            .enumerate()
+        {
+            let frame = start + k as u64;
+            let target = if frame >= from && frame < until {
+                0.0
+            } else {
+                1.0
+            };
+            self.programme_gain = if self.programme_gain < target {
+                (self.programme_gain + step).min(target)
+            } else {
+                (self.programme_gain - step).max(target)
+            };
+            for (o, a) in out.iter_mut().zip(alert) {
+                *o = *o * self.programme_gain + a;
+            }
+        }
+        let events = self.cut_in.take_events();
+        self.mix_events(events, true);
+    }
+
+    fn signal(&mut self, signal: Signal) {
+        match signal {
+            Signal::Loudness(lufs) => {
+                self.src.send_event(crate::track_loudness_event(lufs));
+            }
+            Signal::Title(meta) => {
+                for (_, group) in &self.groups {
+                    for output in lock(group).iter() {
+                        output.now_playing(meta.clone());
+                    }
+                }
+                // Ogg streams carry titles in the stream: a new chain.
+                for ogg in &self.oggs {
+                    lock(ogg).now_playing(meta.clone());
+                }
+            }
+        }
+    }
+
+    fn duration(&self, frames: u64) -> Duration {
+        Duration::from_secs_f64(frames as f64 / f64::from(self.rate))
     }
 
     /// Frames in the source's queue, not yet taken by the DSP and the encoders.
@@ -746,6 +931,9 @@ impl Playout {
             Command::Fade { id, at, seconds } => {
                 let at = frames_of(Duration::from_secs_f64(at.max(0.0)), self.rate);
                 let frames = frames_of(Duration::from_secs_f64(seconds.max(0.0)), self.rate);
+                if self.cut_in.fade_out(id, at, frames) {
+                    return;
+                }
                 if !self.mixer.fade_out(id, at, frames) {
                     // Not placed yet: the fade applies when it is (and drops it if the fade
                     // is over before it would start).
@@ -753,8 +941,112 @@ impl Playout {
                 }
             }
             Command::Graph(graph) => self.target = target_lufs(&graph),
-            Command::Stop => {}
+            Command::Cancel(id) => self.cancel(id),
+            Command::CancelAll => {
+                let mut ids: Vec<u64> = self.items.keys().map(|(_, id)| *id).collect();
+                ids.extend(self.mixer.ids());
+                ids.extend(self.cut_in.ids());
+                ids.extend(self.opening_emergencies.iter().copied());
+                for id in ids {
+                    self.cancel(id);
+                }
+            }
+            Command::Emergency(id, item) => {
+                let (rate, channels) = (self.rate, self.channels);
+                let tx = self.commands_tx.clone();
+                // Its own thread: the loader may be busy opening an item due in 30 s.
+                let spawned = std::thread::Builder::new()
+                    .name("emergency-loader".into())
+                    .spawn(move || {
+                        let decoder = Decoder::open(&item.path, rate, channels, item.cue_in);
+                        let _ = tx.send(Command::EmergencyOpened(id, item, decoder));
+                    });
+                match spawned {
+                    Ok(_) => {
+                        self.opening_emergencies.insert(id);
+                    }
+                    Err(e) => self.emit(StationEvent::Failed {
+                        id,
+                        reason: format!("cannot start a thread to open the emergency: {e}"),
+                    }),
+                }
+            }
+            Command::EmergencyOpened(id, item, decoder) => self.emergency(id, &item, decoder),
+            Command::Shutdown => {}
         }
+    }
+
+    /// Cuts the emergency in at the first frame not yet handed over.
+    fn emergency(&mut self, id: u64, item: &Item, decoder: Result<Decoder, EngineError>) {
+        if !self.opening_emergencies.remove(&id) {
+            // Stopped while it was being opened.
+            return;
+        }
+        let decoder = match decoder {
+            Ok(d) => d,
+            Err(e) => {
+                self.emit(StationEvent::Failed {
+                    id,
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        };
+        let at = self
+            .held
+            .front()
+            .map_or(self.mixer.position(), |(start, _)| *start);
+        let cut = frames_of(CUT, self.rate);
+        for other in self.cut_in.ids() {
+            self.cut_in.fade_out(other, at, cut);
+        }
+        if self.cut_in.pending() == 0 {
+            self.cut_in.advance_to(at);
+        }
+        // What was on air stays off; the controller decides what resumes.
+        for sounding in self.sounding.clone() {
+            self.mixer.fade_out(sounding, self.mixer.position(), cut);
+        }
+        let mut placement = placement_for(item, self.rate, self.target);
+        placement.start = at;
+        self.cut_in_from = at;
+        self.meta.insert(id, item.meta.clone());
+        self.item_lufs.insert(id, item.lufs);
+        self.scheduled_start.insert(id, at);
+        if item.cue_out.is_none() {
+            self.open_ended.insert(id);
+        }
+        self.emergencies.insert(id);
+        self.cut_in.place(id, placement, Box::new(decoder));
+    }
+
+    fn cancel(&mut self, id: u64) {
+        self.fades.remove(&id);
+        if self.opening_emergencies.remove(&id) {
+            self.emit(StationEvent::Cancelled { id });
+            return;
+        }
+        let cut = frames_of(CUT, self.rate);
+        if self.cut_in.fade_out(id, self.cut_in.position(), cut)
+            || self.mixer.fade_out(id, self.mixer.position(), cut)
+        {
+            return;
+        }
+        if let Some(start) = self.scheduled_start.get(&id).copied()
+            && self.items.remove(&(start, id)).is_some()
+        {
+            self.forget(id);
+            self.emit(StationEvent::Cancelled { id });
+        }
+    }
+
+    fn forget(&mut self, id: u64) {
+        self.meta.remove(&id);
+        self.item_lufs.remove(&id);
+        self.scheduled_start.remove(&id);
+        self.open_ended.remove(&id);
+        self.sounding.remove(&id);
+        self.emergencies.remove(&id);
     }
 
     /// Hands the loader every item due within the preload horizon.
@@ -802,27 +1094,22 @@ impl Playout {
         }
     }
 
-    fn mix_events(&mut self) {
-        for event in self.mixer.take_events() {
+    fn mix_events(&mut self, events: Vec<MixEvent>, emergency: bool) {
+        for event in events {
             match event {
                 MixEvent::Started { id, frame } => {
                     let planned = self.scheduled_start.get(&id).copied().unwrap_or(frame);
                     self.on_air = Some((id, frame));
+                    if !emergency {
+                        self.sounding.insert(id);
+                    }
                     // As in render: an item of known loudness arrives at the target by its
                     // own gain, so the normalizer holds; one of unknown loudness is measured.
                     let known = self.item_lufs.get(&id).copied().flatten();
-                    self.src
-                        .send_event(crate::track_loudness_event(known.and(self.target)));
+                    self.signals
+                        .push_back((frame, Signal::Loudness(known.and(self.target))));
                     if let Some(Some(meta)) = self.meta.get(&id) {
-                        for (_, group) in &self.groups {
-                            for output in lock(group).iter() {
-                                output.now_playing(meta.clone());
-                            }
-                        }
-                        // Ogg streams carry titles in the stream: a new chain.
-                        for ogg in &self.oggs {
-                            lock(ogg).now_playing(meta.clone());
-                        }
+                        self.signals.push_back((frame, Signal::Title(meta.clone())));
                     }
                     self.emit(StationEvent::Started {
                         id,
@@ -831,10 +1118,7 @@ impl Playout {
                     });
                 }
                 MixEvent::Ended { id, frame } => {
-                    self.meta.remove(&id);
-                    self.item_lufs.remove(&id);
-                    self.scheduled_start.remove(&id);
-                    self.open_ended.remove(&id);
+                    self.forget(id);
                     if self.on_air.is_some_and(|(k, _)| k == id) {
                         self.on_air = None;
                     }
@@ -945,6 +1229,7 @@ impl Playout {
                 position: self.seconds(frames.saturating_sub(from)),
             }),
             cpu_percent: self.cpu.percent(),
+            emergency: self.cut_in.pending() > 0,
         }
     }
 }

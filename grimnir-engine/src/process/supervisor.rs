@@ -1,0 +1,493 @@
+//! [`Supervisor`]: runs an engine process, notices its death, starts a new one and puts back
+//! what was on air and queued.
+//!
+//! The controller sends its calls through the supervisor, which keeps a ledger of what the
+//! engine holds in wall-clock time (a new engine has a new station clock). When the engine
+//! dies (its process exits, or its telemetry stream breaks or stays silent for
+//! [`SupervisorConfig::silence`]) the supervisor reports [`SupervisorEvent::Died`], starts a
+//! new process, and replays the ledger: the DSP graph, the item that was on air from the
+//! position it has reached by then (its cue-in moved on by the time elapsed since it
+//! started), any emergency the same way, and the queue at its times. A call that fails
+//! because the engine is gone is kept in the ledger and so reaches the new engine.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{Mutex, broadcast};
+
+use super::client::{ClientError, EngineClient, Update};
+use super::server::Listen;
+use super::{ClockMap, proto, unix_now_ns};
+
+/// How far ahead of now a resumed item is scheduled: time to open its file.
+const RESUME_MARGIN_NS: i64 = 300_000_000;
+/// The fade-in of an item resumed part way through, so it does not start with a click.
+const RESUME_FADE_NS: i64 = 50_000_000;
+
+/// How to run the engine.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SupervisorConfig {
+    /// The `grimnir-engine` binary.
+    pub program: PathBuf,
+    /// Its arguments, without `--listen` (the supervisor adds it).
+    pub args: Vec<OsString>,
+    /// Where the engine listens: a Unix socket path per station is best.
+    pub listen: Listen,
+    /// The shared token, if the engine has one.
+    pub token: Option<String>,
+    /// A telemetry stream silent this long means a hung engine (1.5 s; telemetry comes
+    /// every second).
+    pub silence: Duration,
+    /// How long a new engine may take to say it listens (10 s).
+    pub start_timeout: Duration,
+}
+
+impl SupervisorConfig {
+    /// Runs `program` with `args`, listening on `listen`.
+    pub fn new(program: impl Into<PathBuf>, args: Vec<OsString>, listen: Listen) -> Self {
+        SupervisorConfig {
+            program: program.into(),
+            args,
+            listen,
+            token: None,
+            silence: Duration::from_millis(1500),
+            start_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the supervisor saw.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SupervisorEvent {
+    /// An update from the engine.
+    Update(Update),
+    /// The engine died.
+    Died {
+        /// How it was noticed.
+        reason: String,
+    },
+    /// A new engine is up and the ledger was replayed.
+    Restarted {
+        /// From noticing the death to the replay done.
+        took: Duration,
+        /// Its process id.
+        pid: u32,
+    },
+    /// Starting a new engine failed; the supervisor tries again.
+    RestartFailed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why the supervisor could not start or act.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SupervisorError {
+    /// The engine process could not be started.
+    #[error("cannot start the engine: {0}")]
+    Spawn(String),
+    /// The engine refused a call or could not be reached.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// An item the engine holds, in wall-clock time.
+#[derive(Debug, Clone)]
+struct Entry {
+    item: proto::Item,
+    at_unix_ns: i64,
+    /// When it started sounding (the first engine's start, kept across restarts).
+    started_unix_ns: Option<i64>,
+    emergency: bool,
+    fade: Option<(i64, Duration)>,
+}
+
+#[derive(Debug, Default)]
+struct Ledger {
+    graph: Option<String>,
+    entries: HashMap<String, Entry>,
+}
+
+#[derive(Debug)]
+struct Live {
+    client: EngineClient,
+    clock: ClockMap,
+    pid: u32,
+    ledger: Ledger,
+}
+
+/// An engine process kept alive. Dropping it kills the engine.
+#[derive(Debug)]
+pub struct Supervisor {
+    live: Arc<Mutex<Live>>,
+    events: broadcast::Sender<SupervisorEvent>,
+    watch: tokio::task::JoinHandle<()>,
+}
+
+/// A running engine: its process and a connected client.
+struct Started {
+    child: tokio::process::Child,
+    client: EngineClient,
+    clock: ClockMap,
+    pid: u32,
+}
+
+async fn start(config: &SupervisorConfig) -> Result<Started, SupervisorError> {
+    let fail = |e: String| SupervisorError::Spawn(e);
+    let mut child = tokio::process::Command::new(&config.program)
+        .args(&config.args)
+        .arg("--listen")
+        .arg(config.listen.to_string())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| fail(format!("{}: {e}", config.program.display())))?;
+    let pid = child.id().unwrap_or_default();
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| fail("no standard output".into()))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let listening = tokio::time::timeout(config.start_timeout, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.starts_with("listening on ") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    if listening != Ok(true) {
+        let _ = child.start_kill();
+        return Err(fail(format!(
+            "it did not say it listens within {:?}",
+            config.start_timeout
+        )));
+    }
+    // Keep reading, so the engine never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut client = EngineClient::connect(&config.listen, config.token.as_deref()).await?;
+    let clock = client.health().await?.clock;
+    Ok(Started {
+        child,
+        client,
+        clock,
+        pid,
+    })
+}
+
+impl Supervisor {
+    /// Starts the engine and watches it. Needs a tokio runtime.
+    pub async fn start(config: SupervisorConfig) -> Result<Supervisor, SupervisorError> {
+        let started = start(&config).await?;
+        let (events, _) = broadcast::channel(256);
+        let live = Arc::new(Mutex::new(Live {
+            client: started.client.clone(),
+            clock: started.clock,
+            pid: started.pid,
+            ledger: Ledger::default(),
+        }));
+        let watch = tokio::spawn(watch(config, started, Arc::clone(&live), events.clone()));
+        Ok(Supervisor {
+            live,
+            events,
+            watch,
+        })
+    }
+
+    /// What the supervisor sees from now on.
+    pub fn events(&self) -> broadcast::Receiver<SupervisorEvent> {
+        self.events.subscribe()
+    }
+
+    /// The engine's process id.
+    pub async fn pid(&self) -> u32 {
+        self.live.lock().await.pid
+    }
+
+    /// A client of the current engine (for calls the supervisor does not wrap, such as
+    /// `Health`).
+    pub async fn client(&self) -> EngineClient {
+        self.live.lock().await.client.clone()
+    }
+
+    /// Replaces the DSP graph.
+    pub async fn load_graph(&self, graph: &str) -> Result<(), SupervisorError> {
+        let mut live = self.live.lock().await;
+        let result = live.client.load_graph(graph).await;
+        if kept(&result) {
+            live.ledger.graph = Some(graph.to_owned());
+        }
+        Ok(result?)
+    }
+
+    /// Plays `item` at a wall-clock instant (ns since the Unix epoch), or now.
+    pub async fn play(
+        &self,
+        item: proto::Item,
+        at_unix_ns: Option<i64>,
+    ) -> Result<(), SupervisorError> {
+        let mut live = self.live.lock().await;
+        let at = at_unix_ns.unwrap_or_else(unix_now_ns);
+        let station = live.clock.station_ns(at);
+        let result = live.client.play(item.clone(), Some(station)).await;
+        if kept(&result) {
+            live.ledger
+                .entries
+                .insert(item.id.clone(), entry(item, at, false));
+        }
+        Ok(result.map(|_| ())?)
+    }
+
+    /// Queues items at wall-clock instants (ns since the Unix epoch).
+    pub async fn queue(&self, items: Vec<(proto::Item, i64)>) -> Result<(), SupervisorError> {
+        let mut live = self.live.lock().await;
+        let clock = live.clock;
+        let on_wire: Vec<(proto::Item, i64)> = items
+            .iter()
+            .map(|(item, at)| (item.clone(), clock.station_ns(*at)))
+            .collect();
+        let result = live.client.queue(on_wire, false).await;
+        if kept(&result) {
+            for (item, at) in items {
+                live.ledger
+                    .entries
+                    .insert(item.id.clone(), entry(item, at, false));
+            }
+        }
+        Ok(result.map(|_| ())?)
+    }
+
+    /// Stops one item.
+    pub async fn stop(&self, id: &str) -> Result<(), SupervisorError> {
+        let mut live = self.live.lock().await;
+        let result = live.client.stop(id).await;
+        if kept(&result) {
+            live.ledger.entries.remove(id);
+        }
+        Ok(result?)
+    }
+
+    /// Stops everything.
+    pub async fn stop_all(&self) -> Result<(), SupervisorError> {
+        let mut live = self.live.lock().await;
+        let result = live.client.stop_all().await;
+        if kept(&result) {
+            live.ledger.entries.clear();
+        }
+        Ok(result?)
+    }
+
+    /// Fades an item out from a wall-clock instant (or now) over `length`.
+    pub async fn fade(
+        &self,
+        id: &str,
+        at_unix_ns: Option<i64>,
+        length: Duration,
+    ) -> Result<(), SupervisorError> {
+        let mut live = self.live.lock().await;
+        let at = at_unix_ns.unwrap_or_else(unix_now_ns);
+        let station = live.clock.station_ns(at);
+        let result = live.client.fade(id, Some(station), length).await;
+        if kept(&result)
+            && let Some(entry) = live.ledger.entries.get_mut(id)
+        {
+            entry.fade = Some((at, length));
+        }
+        Ok(result?)
+    }
+
+    /// Cuts an emergency in at once.
+    pub async fn insert_emergency(&self, item: proto::Item) -> Result<(), SupervisorError> {
+        let mut live = self.live.lock().await;
+        let now = unix_now_ns();
+        let result = live.client.insert_emergency(item.clone()).await;
+        if kept(&result) {
+            // What was on air is cut.
+            live.ledger
+                .entries
+                .retain(|_, e| e.started_unix_ns.is_none());
+            live.ledger
+                .entries
+                .insert(item.id.clone(), entry(item, now, true));
+        }
+        Ok(result.map(|_| ())?)
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        // The watch task owns the child, which is killed when the task is dropped.
+        self.watch.abort();
+    }
+}
+
+fn entry(item: proto::Item, at_unix_ns: i64, emergency: bool) -> Entry {
+    Entry {
+        item,
+        at_unix_ns,
+        started_unix_ns: None,
+        emergency,
+        fade: None,
+    }
+}
+
+/// Whether a call's intent stays in the ledger: it succeeded, or the engine was gone (the
+/// new engine gets it).
+fn kept<T>(result: &Result<T, ClientError>) -> bool {
+    matches!(
+        result,
+        Ok(_) | Err(ClientError::Gone(_) | ClientError::Timeout(_))
+    )
+}
+
+async fn watch(
+    config: SupervisorConfig,
+    mut engine: Started,
+    live: Arc<Mutex<Live>>,
+    events: broadcast::Sender<SupervisorEvent>,
+) {
+    loop {
+        let reason = run_until_death(&config, &mut engine, &live, &events).await;
+        let noticed = Instant::now();
+        let _ = engine.child.start_kill();
+        let _ = engine.child.wait().await;
+        let _ = events.send(SupervisorEvent::Died { reason });
+        engine = loop {
+            match start(&config).await {
+                Ok(new) => break new,
+                Err(e) => {
+                    let _ = events.send(SupervisorEvent::RestartFailed {
+                        reason: e.to_string(),
+                    });
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
+        let mut state = live.lock().await;
+        state.client = engine.client.clone();
+        state.clock = engine.clock;
+        state.pid = engine.pid;
+        replay(&mut state).await;
+        drop(state);
+        let _ = events.send(SupervisorEvent::Restarted {
+            took: noticed.elapsed(),
+            pid: engine.pid,
+        });
+    }
+}
+
+/// Relays the engine's updates into the ledger and the events until it dies; returns how
+/// the death was noticed.
+async fn run_until_death(
+    config: &SupervisorConfig,
+    engine: &mut Started,
+    live: &Mutex<Live>,
+    events: &broadcast::Sender<SupervisorEvent>,
+) -> String {
+    let mut updates = match engine.client.updates().await {
+        Ok(u) => u,
+        Err(e) => return e.to_string(),
+    };
+    loop {
+        tokio::select! {
+            status = engine.child.wait() => {
+                return match status {
+                    Ok(s) => format!("the engine process ended: {s}"),
+                    Err(e) => format!("the engine process is lost: {e}"),
+                };
+            }
+            update = updates.next_within(config.silence) => {
+                let update = match update {
+                    Ok(u) => u,
+                    Err(e) => return e.to_string(),
+                };
+                record(&mut *live.lock().await, &update);
+                let _ = events.send(SupervisorEvent::Update(update));
+            }
+        }
+    }
+}
+
+fn record(live: &mut Live, update: &Update) {
+    match update {
+        Update::Telemetry(t) => {
+            live.clock = ClockMap {
+                station_ns: t.station_ns,
+                unix_ns: t.unix_ns,
+            };
+        }
+        Update::Started(s) => {
+            let at = live.clock.unix_ns(s.at_ns);
+            if let Some(entry) = live.ledger.entries.get_mut(&s.id) {
+                // A resumed item keeps its first start: its position counts from there.
+                entry.started_unix_ns.get_or_insert(at);
+            }
+        }
+        Update::Ended(e) => {
+            live.ledger.entries.remove(&e.id);
+        }
+        Update::Failed(f) => {
+            live.ledger.entries.remove(&f.id);
+        }
+        _ => {}
+    }
+}
+
+/// Puts the ledger back on a new engine.
+async fn replay(live: &mut Live) {
+    if let Some(graph) = live.ledger.graph.clone() {
+        let _ = live.client.load_graph(&graph).await;
+    }
+    let resume = unix_now_ns() + RESUME_MARGIN_NS;
+    let mut entries: Vec<Entry> = live.ledger.entries.values().cloned().collect();
+    entries.sort_by_key(|e| e.at_unix_ns);
+    let mut queue = Vec::new();
+    let mut fades = Vec::new();
+    for entry in entries {
+        let mut item = entry.item.clone();
+        let sounding = entry.started_unix_ns.is_some() || entry.emergency;
+        let result = if let Some(started) = entry.started_unix_ns {
+            // Resume where it has got to by the time it sounds again.
+            let elapsed = resume - started;
+            item.cue_in_ns = item.cue_in_ns.saturating_add(elapsed);
+            if item.cue_out_ns.is_some_and(|out| item.cue_in_ns >= out) {
+                live.ledger.entries.remove(&item.id);
+                continue;
+            }
+            item.fade_in_ns = item.fade_in_ns.max(RESUME_FADE_NS);
+            if entry.emergency {
+                live.client.insert_emergency(item).await.map(|_| ())
+            } else {
+                let at = live.clock.station_ns(resume);
+                live.client.play(item, Some(at)).await.map(|_| ())
+            }
+        } else if sounding {
+            live.client.insert_emergency(item).await.map(|_| ())
+        } else {
+            queue.push((item, live.clock.station_ns(entry.at_unix_ns)));
+            Ok(())
+        };
+        if result.is_err() {
+            continue;
+        }
+        if let Some((at, length)) = entry.fade {
+            fades.push((entry.item.id.clone(), at, length));
+        }
+    }
+    if !queue.is_empty() {
+        let _ = live.client.queue(queue, false).await;
+    }
+    for (id, at, length) in fades {
+        let at = live.clock.station_ns(at);
+        let _ = live.client.fade(&id, Some(at), length).await;
+    }
+}
