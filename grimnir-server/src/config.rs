@@ -791,8 +791,8 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
         let inner = e.into_inner();
         // The parser's own mark is not always on the offending entry (for a value refused after
         // it was read, it can point at the entry before), so find the field's key in the text
-        // and fall back to the mark for what cannot be found that way (syntax errors, flow
-        // style, sequences).
+        // and fall back to the mark for what cannot be found that way (syntax errors, an
+        // unknown key).
         let (line, column) = match locate(text, &field) {
             Some((line, column)) => (Some(line), Some(column)),
             None => {
@@ -813,49 +813,17 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     })
 }
 
-/// 1-based line and column of the key of a dotted `field` path in block-style YAML `text`.
+/// 1-based line and column of the key of `field` (`http.listen`) in YAML `text`.
 fn locate(text: &str, field: &str) -> Option<(usize, usize)> {
-    if field.is_empty() || field.contains('[') {
+    if field.is_empty() {
         return None;
     }
-    let lines: Vec<&str> = text.lines().collect();
-    let mut found = None;
-    let mut parent_indent: Option<usize> = None;
-    let mut start = 0;
-    for key in field.split('.') {
-        let mut level: Option<usize> = None;
-        let mut hit = None;
-        for (i, line) in lines.iter().enumerate().skip(start) {
-            let trimmed = line.trim_start();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
-            let indent = line.len() - trimmed.len();
-            if parent_indent.is_some_and(|p| indent <= p) {
-                break; // past the end of the parent's block
-            }
-            if indent != *level.get_or_insert(indent) {
-                continue; // nested deeper than the keys of this level
-            }
-            if trimmed
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with(':'))
-            {
-                hit = Some((i, indent));
-                break;
-            }
-        }
-        let (i, indent) = hit?;
-        found = Some((i + 1, indent + 1));
-        parent_indent = Some(indent);
-        start = i + 1;
-    }
-    found
+    crate::yaml_paths::index(text).get(field).copied()
 }
 
 /// The YAML parser's message without the location and field path it adds, which
-/// [`ConfigError::File`] carries in fields of their own.
-fn bare_message(message: &str, field: &str) -> String {
+/// [`ConfigError::File`] carries in fields of their own (station files use it too).
+pub(crate) fn bare_message(message: &str, field: &str) -> String {
     let mut message = message;
     if let Some(at) = message.rfind(" at line ")
         && message[at + 9..]
@@ -866,7 +834,9 @@ fn bare_message(message: &str, field: &str) -> String {
     }
     // serde_yaml_ng starts with the path of the field, or of its parent for an unknown key.
     if let Some((head, rest)) = message.split_once(": ")
-        && (head == field || field.starts_with(&format!("{head}.")))
+        && (head == field
+            || field.starts_with(&format!("{head}."))
+            || field.starts_with(&format!("{head}[")))
     {
         return rest.to_owned();
     }
@@ -1223,7 +1193,7 @@ log:
         assert_eq!(locate(text, "http.url"), None);
         assert_eq!(locate(text, "nope"), None);
         assert_eq!(locate(text, ""), None);
-        // Flow style is left to the parser's mark.
-        assert_eq!(locate("http: {listen: x}\n", "http.listen"), None);
+        // Flow style is found too.
+        assert_eq!(locate("http: {listen: x}\n", "http.listen"), Some((1, 8)));
     }
 }

@@ -44,6 +44,7 @@ use chrono::{NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::config::bare_message;
 use crate::db::schema::{dsp_graphs, mounts, stations};
 use crate::db::{Database, DbConnection, StorageError};
 use crate::yaml_paths;
@@ -418,23 +419,6 @@ pub fn parse(path: &Path, text: &str) -> Result<StationFile, StationFileError> {
     Ok(file)
 }
 
-/// The YAML parser's message without the position and field it appends or prepends, which
-/// the error carries in fields of their own.
-fn bare_message(message: &str, field: &str) -> String {
-    let mut message = message;
-    if let Some(at) = message.rfind(" at line ") {
-        message = &message[..at];
-    }
-    if let Some((head, rest)) = message.split_once(": ")
-        && (head == field
-            || field.starts_with(&format!("{head}."))
-            || field.starts_with(&format!("{head}[")))
-    {
-        return rest.to_owned();
-    }
-    message.to_owned()
-}
-
 impl StationFile {
     /// Checks what the types alone cannot: names, ranges, ids, the ladder, the DSP graph.
     fn validate(&self) -> Result<(), Problem> {
@@ -660,12 +644,25 @@ fn check_icecast_url(url: &str) -> Result<(), String> {
 /// The station files of `dir` (`*.yaml` and `*.yml`, by name), each read and validated; two
 /// files that declare the same station, or the same mount id, are an error.
 pub fn read_dir(dir: &Path) -> Result<Vec<(PathBuf, StationFile)>, StationFileError> {
+    Ok(read_all(dir)?
+        .into_iter()
+        .map(|(path, _, file)| (path, file))
+        .collect())
+}
+
+/// [`read_dir`], keeping each file's digest.
+fn read_all(dir: &Path) -> Result<Vec<(PathBuf, String, StationFile)>, StationFileError> {
     let mut files = Vec::new();
     for path in station_paths(dir)? {
-        let file = read(&path)?;
-        files.push((path, file));
+        let text = read_text(&path)?;
+        let file = parse(&path, &text)?;
+        files.push((path, digest(&text), file));
     }
-    check_unique(&files)?;
+    let pairs: Vec<(&Path, &StationFile)> = files
+        .iter()
+        .map(|(path, _, file)| (path.as_path(), file))
+        .collect();
+    check_unique(&pairs)?;
     Ok(files)
 }
 
@@ -683,10 +680,10 @@ fn station_paths(dir: &Path) -> Result<Vec<PathBuf>, StationFileError> {
     Ok(paths)
 }
 
-fn check_unique(files: &[(PathBuf, StationFile)]) -> Result<(), StationFileError> {
+fn check_unique(files: &[(&Path, &StationFile)]) -> Result<(), StationFileError> {
     let mut stations: HashMap<uuid::Uuid, &Path> = HashMap::new();
     let mut mounts: HashMap<&str, &Path> = HashMap::new();
-    for (path, file) in files {
+    for &(path, file) in files {
         if let Some(first) = stations.insert(file.station.id, path) {
             return Err(invalid(
                 path,
@@ -939,10 +936,9 @@ pub async fn load_all(
     db: &Database,
     dir: &Path,
 ) -> Result<BTreeMap<PathBuf, FileState>, StationFileError> {
-    let files = read_dir(dir)?;
+    let files = read_all(dir)?;
     let mut states = BTreeMap::new();
-    for (path, file) in files {
-        let text_digest = digest(&read_text(&path)?);
+    for (path, text_digest, file) in files {
         let (p, d, f) = (path.clone(), text_digest.clone(), file.clone());
         db.run(move |conn| apply(conn, &p, &d, &f))
             .await
