@@ -49,6 +49,17 @@ pub enum Event {
     /// The media engine is running again (the driver restarted it); the executor reloads the
     /// graph and puts back what should be on air, at the position it should have reached.
     EngineRestarted,
+    /// An operator skips the timeline entry on air: it stops at once and the next entry plays
+    /// from its beginning, re-synced with the timeline at the next hard start; after the last
+    /// entry, the fallback audio. Changes nothing while a priority source or the fallback
+    /// bridge holds the air, or while the engine is down.
+    Skip,
+    /// Another DSP graph was applied to the station: the engine loads it now (when it runs),
+    /// and again after every restart.
+    GraphChanged {
+        /// The graph.
+        graph: String,
+    },
 }
 
 /// Why a source was deactivated.

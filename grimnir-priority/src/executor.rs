@@ -593,6 +593,18 @@ impl Executor {
                 }
             }
             Event::Telemetry { report } => self.telemetry(t, report),
+            Event::Skip => self.skip(t),
+            Event::GraphChanged { graph } => {
+                if graph != self.config.graph {
+                    self.config.graph = graph;
+                    if self.engine_up {
+                        self.emit(Command::LoadGraph {
+                            at: t,
+                            graph: self.config.graph.clone(),
+                        });
+                    }
+                }
+            }
             Event::EngineFailed { .. } => {
                 if self.engine_up {
                     self.engine_up = false;
@@ -620,6 +632,44 @@ impl Executor {
                 }
             }
         }
+    }
+
+    /// Ends the timeline entry on air at `t` (see [`Event::Skip`]): the entry after it plays
+    /// from its beginning in a re-sync run towards the next hard start, or the fallback audio
+    /// until the timeline has something when there is no entry after it. `reconcile` then
+    /// stops the skipped entry and plays its successor.
+    fn skip(&mut self, t: DateTime<Utc>) {
+        if !self.engine_up || self.frozen {
+            return;
+        }
+        let Some((Slot::Cue(on_air), _)) = self.main else {
+            return;
+        };
+        let Some(cur) = self.current.as_ref().filter(|c| c.id == on_air) else {
+            return;
+        };
+        let (Some(tl), Some(index), false) = (cur.timeline.clone(), cur.entry, cur.fallback) else {
+            // The fallback has nothing to skip to before the timeline's next entry.
+            return;
+        };
+        self.because(Reason::Skipped);
+        let next = index + 1;
+        if next < tl.entries.len() {
+            if let Some(cues) = self.resync_cues(t, &tl, next) {
+                self.cancel_queue(t);
+                let mut cues = cues.into_iter();
+                self.current = cues.next();
+                self.queue.extend(cues);
+                self.extend(t);
+                return;
+            }
+        }
+        self.resync_to = None;
+        self.cancel_queue(t);
+        let until = tl.entries.get(next).map_or(OPEN, |e| e.start.max(t));
+        let cue = self.new_cue(None, t, until, Millis::ZERO);
+        self.current = Some(cue);
+        self.extend(t);
     }
 
     fn telemetry(&mut self, t: DateTime<Utc>, report: Telemetry) {

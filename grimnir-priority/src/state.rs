@@ -124,6 +124,8 @@ pub enum Reason {
     EngineFailed,
     /// The engine came back.
     EngineRestarted,
+    /// An operator skipped the entry on air.
+    Skipped,
 }
 
 /// One recorded change of state or of the tier on air: what the server persists as

@@ -27,6 +27,7 @@ enum Op {
     Silence(bool),
     Fail,
     Restart,
+    Skip,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -39,6 +40,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<bool>().prop_map(Op::Silence),
         1 => Just(Op::Fail),
         1 => Just(Op::Restart),
+        1 => Just(Op::Skip),
     ]
 }
 
@@ -93,6 +95,7 @@ fn to_event(op: &Op, now: DateTime<Utc>) -> Event {
             reason: "test".into(),
         },
         Op::Restart => Event::EngineRestarted,
+        Op::Skip => Event::Skip,
     }
 }
 

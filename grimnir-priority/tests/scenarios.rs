@@ -633,3 +633,112 @@ fn no_timeline_means_fallback_until_one_arrives() {
         Item::Fallback
     ));
 }
+
+#[test]
+fn a_skip_stops_the_entry_on_air_and_plays_the_next_from_its_beginning() {
+    let mut ex = Executor::new(config()).unwrap();
+    ex.handle(t("10:00:00"), Event::TimelineReplaced { timeline: hour() })
+        .unwrap();
+    // Track 1 plays 10:00:10–10:04:10; skip it 50 s in.
+    let step = ex.handle(t("10:01:00"), Event::Skip).unwrap();
+    assert!(step.commands.iter().any(|c| matches!(c,
+        Command::Stop { at, item } if *at == t("10:01:00") && item.label() == "Track 1")));
+    assert!(step.commands.iter().any(|c| matches!(c,
+        Command::Play { at, item, offset, .. }
+            if *at == t("10:01:00") && item.label() == "Track 2" && *offset == Millis::ZERO)));
+    let on_air = ex.on_air().main.unwrap();
+    assert_eq!(on_air.item.label(), "Track 2");
+    assert_eq!(on_air.tier, Tier::Automation);
+}
+
+#[test]
+fn a_skip_changes_nothing_while_a_priority_source_holds_the_air() {
+    let mut ex = Executor::new(config()).unwrap();
+    ex.handle(t("10:00:00"), Event::TimelineReplaced { timeline: hour() })
+        .unwrap();
+    let alert = source("eas", Tier::Emergency, "10:01:00");
+    ex.handle(t("10:01:00"), Event::SourceActivated { source: alert })
+        .unwrap();
+    let step = ex.handle(t("10:01:05"), Event::Skip).unwrap();
+    assert!(step.commands.is_empty());
+    assert!(step.changes.is_empty());
+    assert_eq!(ex.state(), State::Emergency);
+}
+
+#[test]
+fn a_skip_of_the_last_entry_hands_over_to_the_fallback() {
+    let mut ex = Executor::new(config()).unwrap();
+    let mut programme = Programme::new("wgmr", t("10:00:00"));
+    programme
+        .entries
+        .push(ProgrammeEntry::song("Only", Millis::from_secs(60)));
+    ex.handle(
+        t("10:00:00"),
+        Event::TimelineReplaced {
+            timeline: Arc::new(programme.to_timeline()),
+        },
+    )
+    .unwrap();
+    let step = ex.handle(t("10:00:20"), Event::Skip).unwrap();
+    assert!(step.commands.iter().any(|c| matches!(c,
+        Command::Play { at, item: Item::Fallback, .. } if *at == t("10:00:20"))));
+    assert_eq!(ex.on_air().main.unwrap().item, Item::Fallback);
+}
+
+#[test]
+fn a_changed_graph_is_loaded_at_once_and_after_every_engine_restart() {
+    let mut ex = Executor::new(config()).unwrap();
+    ex.handle(t("10:00:00"), Event::TimelineReplaced { timeline: hour() })
+        .unwrap();
+    let step = ex
+        .handle(
+            t("10:02:00"),
+            Event::GraphChanged {
+                graph: "night".into(),
+            },
+        )
+        .unwrap();
+    // (The step also carries what the clock owed since 10:00, the Play of Track 1.)
+    let loads: Vec<_> = step
+        .commands
+        .iter()
+        .filter(|c| matches!(c, Command::LoadGraph { .. }))
+        .collect();
+    assert_eq!(
+        loads,
+        [&Command::LoadGraph {
+            at: t("10:02:00"),
+            graph: "night".into()
+        }]
+    );
+    // The same graph again changes nothing.
+    let step = ex
+        .handle(
+            t("10:02:01"),
+            Event::GraphChanged {
+                graph: "night".into(),
+            },
+        )
+        .unwrap();
+    assert!(step.commands.is_empty());
+    // While the engine is down nothing is sent; the restart loads the new graph.
+    ex.handle(
+        t("10:03:00"),
+        Event::EngineFailed {
+            reason: "crash".into(),
+        },
+    )
+    .unwrap();
+    let step = ex
+        .handle(
+            t("10:03:01"),
+            Event::GraphChanged {
+                graph: "day".into(),
+            },
+        )
+        .unwrap();
+    assert!(step.commands.is_empty());
+    let step = ex.handle(t("10:03:02"), Event::EngineRestarted).unwrap();
+    assert!(step.commands.iter().any(|c| matches!(c,
+        Command::LoadGraph { graph, .. } if graph == "day")));
+}
