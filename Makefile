@@ -1,7 +1,7 @@
 # Grimnir Radio: the developer and CI entry points.
 #
 #   make test    everything CI checks (the default goal; .ci/run calls it)
-#   make run     plan 48 hours of the demo station
+#   make run     start the reference server with the demo station
 #   make fuzz    run every fuzz target for FUZZ_SECONDS each
 #   make bench   run the criterion benchmarks
 #   make book    build the mdBook into book/book/
@@ -25,6 +25,7 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	$(CARGO) test --workspace --all-features
+	CARGO="$(CARGO)" bash scripts/api-fuzz.sh
 	$(CARGO) bench --workspace --all-features --no-run
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --all-features --no-deps
 	$(MDBOOK) build book
