@@ -17,17 +17,22 @@
 //! - [`events`]: the real-time event stream: the seven event types and their JSON wire format,
 //!   and the [`events::EventBus`] that carries them in process or across instances over NATS
 //!   or Redis.
+//! - [`executor_pool`]: one task per active station driving its `grimnir-priority` executor:
+//!   commands to a [`executor_pool::CommandSink`], executor states, play history, events and
+//!   metrics, panic isolation.
 //! - [`http`]: an axum service with `/healthz`, `/readyz`, `/metrics`, the API and the event
 //!   stream (WebSocket and SSE), a request id on every request, and graceful shutdown.
 //! - [`logging`]: `tracing` with readable lines in development and JSON lines in production.
-//! - [`plan`]: `grimnir plan`, the planner over a station's files.
+//! - [`plan`]: `grimnir plan`, the planner over a station's files or a station in the database.
+//! - [`planning`]: the planner over a station in the database: smart-block previews, clock
+//!   simulations and the schedule.
 //! - [`metrics`]: Prometheus metrics with the SPEC.md names, and the helpers that record them.
 //! - [`server`]: what `grimnir serve` and `grimnir migrate` do.
 //! - [`station_files`]: declarative station files (station, mounts, DSP graph, failover),
 //!   validated with errors that name file, line and field, applied at start and again
 //!   whenever one changes.
 //!
-//! The other API resources and the executor pool come next; the crate's README lists them.
+//! The other API resources come next; the crate's README lists them.
 //!
 //! # Example
 //!
@@ -66,10 +71,12 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod events;
+pub mod executor_pool;
 pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod plan;
+pub mod planning;
 pub mod server;
 pub mod station_files;
 mod yaml_paths;

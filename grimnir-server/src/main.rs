@@ -33,7 +33,8 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Plan a station from its grimnir-planner files and print the timeline.
+    /// Plan a station and print the timeline: from its grimnir-planner files, or with
+    /// `--source database` as stored in the configured database.
     Plan(PlanArgs),
 }
 
@@ -72,14 +73,27 @@ fn password_from_stdin() -> Result<String, String> {
     Ok(password)
 }
 
+/// Where `grimnir plan` reads the station from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlanSource {
+    /// grimnir-planner station and library files.
+    Files,
+    /// The configured database: the station's smart blocks, clocks, shows, grid and media.
+    Database,
+}
+
 #[derive(Debug, clap::Args)]
 struct PlanArgs {
-    /// The station file (clocks, grid, smart blocks, shows), YAML or JSON.
-    #[arg(long, value_name = "FILE")]
+    /// Where the station comes from.
+    #[arg(long, value_enum, default_value_t = PlanSource::Files)]
+    source: PlanSource,
+    /// The station file (clocks, grid, smart blocks, shows), YAML or JSON; with
+    /// `--source database`, the station's id.
+    #[arg(long, value_name = "FILE|ID")]
     station: PathBuf,
-    /// The library file (the media), YAML or JSON.
-    #[arg(long, value_name = "FILE")]
-    library: PathBuf,
+    /// The library file (the media), YAML or JSON; needed with `--source files`.
+    #[arg(long, value_name = "FILE", required_if_eq("source", "files"))]
+    library: Option<PathBuf>,
     /// The first hour, station local time ("2026-11-24 06:00"); default: this hour.
     #[arg(long, value_parser = parse_local)]
     from: Option<chrono::NaiveDateTime>,
@@ -109,22 +123,57 @@ fn parse_local(text: &str) -> Result<chrono::NaiveDateTime, String> {
     .ok_or_else(|| format!("`{text}` is not a local time like \"2026-11-24 06:00\""))
 }
 
-/// `grimnir plan`: needs no database, so it runs before the configuration is loaded.
-fn plan(args: PlanArgs) -> Result<(), String> {
-    use grimnir_server::plan::{Output, PlanOptions, plan_files};
-    use std::io::Write as _;
+/// The plan options of `grimnir plan`'s arguments.
+fn plan_options(args: &PlanArgs) -> grimnir_server::plan::PlanOptions {
+    use grimnir_server::plan::Output;
     let output = match (args.json, args.explain) {
         (_, Some(at)) => Output::Explain(at),
         (true, None) => Output::JsonLines,
         (false, None) => Output::Table,
     };
-    let options = PlanOptions {
+    grimnir_server::plan::PlanOptions {
         from: args.from,
         hours: args.hours,
         seed: args.seed,
         output,
-    };
-    let plan = plan_files(&args.station, &args.library, &options).map_err(|e| e.to_string())?;
+    }
+}
+
+/// `grimnir plan` over files: needs no database, so it runs before the configuration is loaded.
+fn plan(args: PlanArgs) -> Result<(), String> {
+    let library = args
+        .library
+        .as_deref()
+        .ok_or("--library is needed with --source files")?;
+    let plan = grimnir_server::plan::plan_files(&args.station, library, &plan_options(&args))
+        .map_err(|e| e.to_string())?;
+    print_plan(&plan)
+}
+
+/// `grimnir plan --source database`: the station as stored in the configured database.
+async fn plan_database(config: &Config, args: PlanArgs) -> Result<(), String> {
+    let station = args
+        .station
+        .to_str()
+        .and_then(|s| s.parse::<grimnir_server::db::stations::StationId>().ok())
+        .ok_or_else(|| {
+            format!(
+                "--station {}: with --source database, the station's id (a UUID)",
+                args.station.display()
+            )
+        })?;
+    let db = server::open_storage(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let plan = grimnir_server::plan::plan_station(&db, station, &plan_options(&args))
+        .await
+        .map_err(|e| e.to_string())?;
+    print_plan(&plan)
+}
+
+/// Prints a plan: the output on standard output, the count and diagnostics on standard error.
+fn print_plan(plan: &grimnir_server::plan::Plan) -> Result<(), String> {
+    use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     match out.write_all(plan.output.as_bytes()) {
         // `grimnir plan | head` closes the pipe early: the reader's choice, not an error.
@@ -155,7 +204,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     let command = match cli.command {
-        Command::Plan(args) => return plan(args),
+        Command::Plan(args) if args.source == PlanSource::Files => return plan(args),
         other => other,
     };
     let env = EnvVars::from_process().map_err(|e| e.to_string())?;
@@ -171,7 +220,7 @@ fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
         match command {
-            Command::Plan(_) => Ok(()),
+            Command::Plan(args) => plan_database(&config, args).await,
             Command::Serve => server::serve(&config, server::shutdown_signal())
                 .await
                 .map_err(|e| e.to_string()),

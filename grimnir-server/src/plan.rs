@@ -1,4 +1,5 @@
-//! `grimnir plan`: the planner over a station and its library, as `grimnir-planner` files.
+//! `grimnir plan`: the planner over a station and its library, as `grimnir-planner` files
+//! ([`plan_files`]) or as stored in the database ([`plan_station`], `--source database`).
 //!
 //! ```no_run
 //! use grimnir_server::plan::{PlanOptions, Output, plan_files};
@@ -86,6 +87,14 @@ pub enum PlanError {
     /// A local time that does not exist in the station's time zone, or lies outside the plan.
     #[error("{0}")]
     Time(String),
+    /// The station could not be read from the database, or its programme there does not plan.
+    #[error("station {station}: {source}")]
+    Database {
+        /// The station's id.
+        station: String,
+        /// What went wrong.
+        source: crate::planning::PlanningError,
+    },
 }
 
 /// Plans the station of `station` (a `grimnir-planner` station file, YAML or JSON by
@@ -110,10 +119,44 @@ pub fn plan_files(
     let pair = format!("{} + {}", station.display(), library.display());
     let library = Library::from_str_as(&read(library)?, Format::from_path(library))
         .map_err(planner_error(library))?;
-    let tz = config.station.timezone;
-    let name = config.station.name.clone();
     let planner = Planner::new(config, library)
         .map_err(|source| PlanError::Planner { path: pair, source })?;
+    render(&planner, options, |source| PlanError::Planner {
+        path: station.display().to_string(),
+        source,
+    })
+}
+
+/// Plans station `station` as stored in `db`: its smart blocks, clocks, shows and grid, with
+/// its media and play history, as the schedule refresh of the API plans it.
+pub async fn plan_station(
+    db: &crate::db::Database,
+    station: crate::db::stations::StationId,
+    options: &PlanOptions,
+) -> Result<Plan, PlanError> {
+    let database = |source| PlanError::Database {
+        station: station.to_string(),
+        source,
+    };
+    let (config, library) = db
+        .run(move |conn| crate::db::programme::load(conn, station))
+        .await
+        .map_err(|e| database(e.into()))?;
+    let planner = crate::planning::planner(config, library).map_err(database)?;
+    render(&planner, options, |source| PlanError::Planner {
+        path: format!("station {station}"),
+        source,
+    })
+}
+
+/// Plans the window `options` asks for and renders it.
+fn render(
+    planner: &Planner,
+    options: &PlanOptions,
+    window_error: impl Fn(grimnir_planner::Error) -> PlanError,
+) -> Result<Plan, PlanError> {
+    let tz = planner.config().station.timezone;
+    let name = planner.config().station.name.clone();
     let from = options.from.unwrap_or_else(|| {
         let now = Utc::now().with_timezone(&tz).naive_local();
         now.with_minute(0)
@@ -131,10 +174,7 @@ pub fn plan_files(
                 ))
             })
     };
-    let window = Window::hours(utc(from)?, options.hours).map_err(|source| PlanError::Planner {
-        path: station.display().to_string(),
-        source,
-    })?;
+    let window = Window::hours(utc(from)?, options.hours).map_err(window_error)?;
     let (timeline, diagnostics) = planner.plan(PlanRequest::new(window, options.seed));
     let output = match &options.output {
         Output::Table => timeline.table(tz, &name, options.hours),

@@ -149,6 +149,10 @@ pub async fn serve(
         None => None,
     };
     let events = EventBus::connect(&config.event_bus).await?;
+    // The executor pool: one executor per active station; commands are logged and kept until
+    // the media engine client is wired in.
+    let executors = crate::executor_pool::ExecutorPool::recording(db.clone(), events.clone());
+    executors.start();
     let listener = TcpListener::bind(config.http.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -159,12 +163,18 @@ pub async fn serve(
     tracing::info!(%address, "listening");
     http::serve(
         listener,
-        http::router(AppState { db, auth, events }),
+        http::router(AppState {
+            db,
+            auth,
+            events,
+            executors: executors.clone(),
+        }),
         shutdown,
         SHUTDOWN_GRACE,
     )
     .await?;
     pruning.abort();
+    executors.shutdown();
     let _ = watch_stop.send(());
     if let Some(watcher) = watcher {
         let _ = watcher.await;

@@ -35,6 +35,11 @@
 //! that changed while the server runs; a file that no longer validates is reported and the
 //! station keeps what was applied before. A file that disappears leaves its station in the
 //! database: removing configuration never deletes a station's data.
+//!
+//! While a file declares a station, what the file declares is the file's: the API answers 409
+//! `managed_by_file` to changes of the station's settings, its deletion, its mounts, the
+//! file's DSP graph and the choice of applied graph ([`declared_by`]). When the file is
+//! removed, the station becomes the API's to change.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -732,6 +737,34 @@ diesel::table! {
     }
 }
 
+/// The station file that declares `station`, as the server read it, if a file does.
+///
+/// What a file declares (the station's settings, its mounts, its DSP graph and which graph is
+/// applied) is the file's to change: the API refuses to change it, because the next revision
+/// of the file would silently undo the change.
+pub fn declared_by(
+    conn: &mut DbConnection,
+    station: crate::db::stations::StationId,
+) -> Result<Option<String>, StorageError> {
+    Ok(station_files::table
+        .find(station.to_string())
+        .select(station_files::path)
+        .first(conn)
+        .optional()?)
+}
+
+/// Forgets the files at `paths` (as the server shows them): their stations stay, and become
+/// the API's to change.
+fn release(conn: &mut DbConnection, paths: &[String]) -> Result<usize, StorageError> {
+    if paths.is_empty() {
+        return Ok(0);
+    }
+    Ok(
+        diesel::delete(station_files::table.filter(station_files::path.eq_any(paths)))
+            .execute(conn)?,
+    )
+}
+
 /// The id of the DSP graph a station file declares: derived from the station's id, so that
 /// each revision of the file updates the same graph.
 pub fn dsp_graph_id(station: uuid::Uuid) -> uuid::Uuid {
@@ -878,6 +911,8 @@ pub fn apply(
                         ))
                         .execute(conn)?;
                 }
+                // The file's graph is the one the station runs.
+                crate::db::dsp_graphs::mark_applied(conn, file.station.id.into(), &graph_id, at)?;
             }
             None => {
                 diesel::delete(dsp_graphs::table.find(&graph_id)).execute(conn)?;
@@ -949,6 +984,31 @@ pub async fn load_all(
         tracing::info!(file = %path.display(), station = %file.station.id, "station file applied");
         states.insert(path, FileState::Applied(text_digest));
     }
+    // Files of this directory removed while the server was stopped: their stations stay and
+    // are the API's from now on.
+    let present: HashSet<String> = states.keys().map(|p| p.display().to_string()).collect();
+    let prefix = dir.display().to_string();
+    let released = db
+        .run(move |conn| {
+            let known: Vec<String> = station_files::table
+                .select(station_files::path)
+                .load(conn)?;
+            let gone: Vec<String> = known
+                .into_iter()
+                .filter(|p| Path::new(p).starts_with(&prefix) && !present.contains(p))
+                .collect();
+            release(conn, &gone).map(|n| (n, gone))
+        })
+        .await;
+    match released {
+        Ok((0, _)) => {}
+        Ok((_, gone)) => {
+            for path in gone {
+                tracing::warn!(file = %path, "station file removed; its station stays in the database");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot forget removed station files"),
+    }
     Ok(states)
 }
 
@@ -996,6 +1056,11 @@ impl Watcher {
                 file = %path.display(),
                 "station file removed; its station stays in the database"
             );
+            let shown = vec![path.display().to_string()];
+            if let Err(e) = self.db.run(move |conn| release(conn, &shown)).await {
+                tracing::warn!(error = %e, file = %path.display(), "cannot forget the removed file");
+                continue;
+            }
             self.states.remove(&path);
         }
         let mut applied = Vec::new();

@@ -49,7 +49,8 @@ enum Scope {
 
 struct Case {
     method: Method,
-    /// With `{s}` (the scope's station), `{target}`, `{self}` and `{spare_key}`.
+    /// With `{s}` (the scope's station), `{target}`, `{self}`, `{spare_key}` and the
+    /// scope's [`Fixtures`] (`{dsp_graph}`).
     path: &'static str,
     scope: Scope,
     body: Option<fn(&World) -> Value>,
@@ -82,7 +83,7 @@ fn cases() -> Vec<Case> {
     let station_update: fn(&World) -> Value = |_| json!({"description": "changed"});
     let member: fn(&World) -> Value = |_| json!({"role": "manager"});
     let new_key: fn(&World) -> Value = |_| json!({"name": "webhook", "role": "dj"});
-    vec![
+    let mut all = vec![
         // Public: credentials in the body, whoever calls.
         case(
             Method::POST,
@@ -339,7 +340,390 @@ fn cases() -> Vec<Case> {
             200,
             &[Admin, ManagerB],
         ),
-    ]
+        // Priority sources. No executor runs in these worlds: sources are stored for later.
+        case(
+            Method::GET,
+            "/api/v1/stations/{s}/priority/sources",
+            A,
+            None,
+            200,
+            &[Admin, ManagerA, DjA, KeyA, KeyADj],
+        ),
+        case(
+            Method::GET,
+            "/api/v1/stations/{s}/priority/sources",
+            B,
+            None,
+            200,
+            &[Admin, ManagerB],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/priority/sources",
+            A,
+            Some(|_| json!({"priority": 2, "source_type": "live", "input": "live/show"})),
+            201,
+            &[Admin, ManagerA, KeyA],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/priority/sources",
+            B,
+            Some(|_| json!({"priority": 0, "source_type": "emergency_audio", "input": "/eas.mp3"})),
+            201,
+            &[Admin, ManagerB],
+        ),
+        // The source does not exist: the policy answers first, then 404.
+        case(
+            Method::DELETE,
+            "/api/v1/stations/{s}/priority/sources/{source}",
+            A,
+            None,
+            404,
+            &[Admin, ManagerA, KeyA],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/priority/emergency",
+            A,
+            Some(|_| json!({"audio_file": "/alerts/eas.mp3", "duration_seconds": 30})),
+            201,
+            &[Admin, ManagerA, KeyA],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/priority/emergency",
+            B,
+            Some(|_| json!({"audio_file": "/alerts/eas.mp3"})),
+            201,
+            &[Admin, ManagerB],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/priority/override",
+            A,
+            Some(|_| json!({"source_url": "icecast://localhost:8000/live"})),
+            201,
+            &[Admin, ManagerA, KeyA],
+        ),
+        // Executor states.
+        case(
+            Method::GET,
+            "/api/v1/executor/states",
+            none,
+            None,
+            200,
+            SIGNED_IN,
+        ),
+        case(
+            Method::GET,
+            "/api/v1/stations/{s}/executor/state",
+            A,
+            None,
+            200,
+            &[Admin, ManagerA, DjA, KeyA, KeyADj],
+        ),
+        case(
+            Method::GET,
+            "/api/v1/stations/{s}/executor/state",
+            B,
+            None,
+            200,
+            &[Admin, ManagerB],
+        ),
+        // Playout controls: allowed callers learn that no executor runs (409).
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/playout/skip",
+            A,
+            None,
+            409,
+            &[Admin, ManagerA, DjA, KeyA, KeyADj],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/playout/stop",
+            A,
+            None,
+            409,
+            &[Admin, ManagerA, DjA, KeyA, KeyADj],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/playout/reload",
+            B,
+            None,
+            409,
+            &[Admin, ManagerB],
+        ),
+        // Analytics.
+        case(
+            Method::GET,
+            "/api/v1/stations/{s}/now-playing",
+            A,
+            None,
+            200,
+            &[Admin, ManagerA, DjA, KeyA, KeyADj],
+        ),
+        case(
+            Method::GET,
+            "/api/v1/stations/{s}/analytics/spins",
+            A,
+            None,
+            200,
+            &[Admin, ManagerA, DjA, KeyA, KeyADj],
+        ),
+        case(
+            Method::GET,
+            "/api/v1/stations/{s}/analytics/spins",
+            B,
+            None,
+            200,
+            &[Admin, ManagerB],
+        ),
+        // The webhook: API keys of A report for A; others name the station.
+        case(
+            Method::POST,
+            "/api/v1/webhooks/track-start",
+            A,
+            Some(|w| json!({"title": "Hit", "station_id": w.a.to_string()})),
+            201,
+            &[Admin, ManagerA, DjA, KeyA, KeyADj],
+        ),
+        // Live. The world has no mounts: the policy answers first, then 422 (`mount_id`).
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/live/authorize",
+            A,
+            Some(|_| json!({"mount_id": uuid::Uuid::new_v4()})),
+            422,
+            &[Admin, ManagerA, DjA],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/live/handover",
+            A,
+            Some(|_| json!({"input": "icecast://localhost:8000/dj"})),
+            201,
+            &[Admin, ManagerA, DjA],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/live/handover",
+            B,
+            Some(|_| json!({"input": "icecast://localhost:8000/dj", "priority": 1})),
+            201,
+            &[Admin, ManagerB],
+        ),
+        // No such live source: the policy answers first, then 404.
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/live/release",
+            A,
+            Some(|_| json!({"source_id": uuid::Uuid::new_v4()})),
+            404,
+            &[Admin, ManagerA, DjA],
+        ),
+        // DSP graphs.
+        case(
+            Method::GET,
+            "/api/v1/stations/{s}/dsp-graphs",
+            A,
+            None,
+            200,
+            &[Admin, ManagerA, DjA, KeyA, KeyADj],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/dsp-graphs",
+            A,
+            Some(|_| json!({"name": "chain", "nodes": [{"type": "limiter"}]})),
+            201,
+            &[Admin, ManagerA, KeyA],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/dsp-graphs",
+            B,
+            Some(|_| json!({"name": "chain", "nodes": []})),
+            201,
+            &[Admin, ManagerB],
+        ),
+        case(
+            Method::GET,
+            "/api/v1/stations/{s}/dsp-graphs/{dsp_graph}",
+            A,
+            None,
+            200,
+            &[Admin, ManagerA, DjA, KeyA, KeyADj],
+        ),
+        case(
+            Method::PATCH,
+            "/api/v1/stations/{s}/dsp-graphs/{dsp_graph}",
+            A,
+            Some(|_| json!({"name": "renamed"})),
+            200,
+            &[Admin, ManagerA, KeyA],
+        ),
+        case(
+            Method::DELETE,
+            "/api/v1/stations/{s}/dsp-graphs/{dsp_graph}",
+            B,
+            None,
+            204,
+            &[Admin, ManagerB],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/stations/{s}/dsp-graphs/{dsp_graph}/apply",
+            A,
+            None,
+            200,
+            &[Admin, ManagerA, KeyA],
+        ),
+    ];
+    // The programme and the schedule: reads for everyone at the station, writes for its
+    // managers (and manager keys).
+    all.extend(programme_cases());
+    all
+}
+
+/// Who may read and who may write a station's programme and schedule, at A and at B.
+const PROGRAMME_READ_A: &[Who] = &[Admin, ManagerA, DjA, KeyA, KeyADj];
+const PROGRAMME_WRITE_A: &[Who] = &[Admin, ManagerA, KeyA];
+const PROGRAMME_B: &[Who] = &[Admin, ManagerB];
+
+/// The programme routes, each at station A and at station B.
+fn programme_cases() -> Vec<Case> {
+    type Body = Option<fn(&World) -> Value>;
+    /// Who may, at A and at B.
+    type Allowed = (&'static [Who], &'static [Who]);
+    let block: Body = Some(|_| json!({"name": "Rock", "rules": {}}));
+    let rename: Body = Some(|_| json!({"name": "Renamed"}));
+    let materialize: Body = Some(|_| json!({"duration": 60, "at": "2026-11-24T10:00:00Z"}));
+    let clock: Body =
+        Some(|_| json!({"name": "Talk", "slots": [{"live": {"name": "Talk", "duration": 600}}]}));
+    let simulate: Body = Some(|_| json!({"start": "2026-11-24T10:00:00Z"}));
+    let show: Body = Some(|_| {
+        json!({"name": "Late", "definition": {"starts_on": "2026-01-02", "start": "20:00:00",
+               "end": "22:00:00", "content": "live"}})
+    });
+    let refresh: Body =
+        Some(|_| json!({"from": "2026-11-24T10:00:00Z", "to": "2026-11-24T11:00:00Z"}));
+    let edit: Body = Some(|_| json!({"source": {"type": "live", "name": "Phone-in"}}));
+    let read = (PROGRAMME_READ_A, PROGRAMME_B);
+    let write = (PROGRAMME_WRITE_A, PROGRAMME_B);
+    #[rustfmt::skip]
+    let operations: Vec<(Method, &'static str, Body, u16, Allowed)> = vec![
+        (Method::GET, "/api/v1/stations/{s}/smart-blocks", None, 200, read),
+        (Method::POST, "/api/v1/stations/{s}/smart-blocks", block, 201, write),
+        (Method::GET, "/api/v1/stations/{s}/smart-blocks/{block}", None, 200, read),
+        (Method::PATCH, "/api/v1/stations/{s}/smart-blocks/{block}", rename, 200, write),
+        (Method::DELETE, "/api/v1/stations/{s}/smart-blocks/{spare_block}", None, 204, write),
+        (Method::POST, "/api/v1/stations/{s}/smart-blocks/{block}/materialize", materialize, 200, read),
+        (Method::GET, "/api/v1/stations/{s}/clocks", None, 200, read),
+        (Method::POST, "/api/v1/stations/{s}/clocks", clock, 201, write),
+        (Method::GET, "/api/v1/stations/{s}/clocks/{clock}", None, 200, read),
+        (Method::PATCH, "/api/v1/stations/{s}/clocks/{clock}", rename, 200, write),
+        (Method::DELETE, "/api/v1/stations/{s}/clocks/{clock}", None, 204, write),
+        (Method::POST, "/api/v1/stations/{s}/clocks/{clock}/simulate", simulate, 200, read),
+        (Method::GET, "/api/v1/stations/{s}/shows", None, 200, read),
+        (Method::POST, "/api/v1/stations/{s}/shows", show, 201, write),
+        (Method::GET, "/api/v1/stations/{s}/shows/{show}", None, 200, read),
+        (Method::PATCH, "/api/v1/stations/{s}/shows/{show}", rename, 200, write),
+        (Method::DELETE, "/api/v1/stations/{s}/shows/{show}", None, 204, write),
+        (Method::GET, "/api/v1/stations/{s}/programme", None, 200, read),
+        (Method::PUT, "/api/v1/stations/{s}/programme", Some(|_| json!({})), 200, write),
+        (Method::GET, "/api/v1/stations/{s}/schedule", None, 200, read),
+        (Method::POST, "/api/v1/stations/{s}/schedule/refresh", refresh, 200, write),
+        (Method::PATCH, "/api/v1/stations/{s}/schedule/{entry}", edit, 200, write),
+    ];
+    operations
+        .into_iter()
+        .flat_map(|(method, path, body, ok, (at_a, at_b))| {
+            [
+                case(method.clone(), path, Scope::A, body, ok, at_a),
+                case(method, path, Scope::B, body, ok, at_b),
+            ]
+        })
+        .collect()
+}
+
+/// Puts ids of a smart block (used by a clock), a spare smart block, a clock, a show and a
+/// schedule entry at the case's station into `path`, creating them first.
+async fn with_programme(world: &World, scope: Scope, path: String) -> String {
+    use grimnir_planner as planner;
+    use grimnir_server::db::{clocks, schedule, shows, smart_blocks};
+    if !["{block}", "{spare_block}", "{clock}", "{show}", "{entry}"]
+        .iter()
+        .any(|p| path.contains(p))
+    {
+        return path;
+    }
+    let station = if scope == Scope::B { world.b } else { world.a };
+    let ids = world
+        .state
+        .db
+        .run(move |c| {
+            let block = |name: &str| smart_blocks::SmartBlockInput {
+                name: name.into(),
+                description: None,
+                block: planner::SmartBlock::new("x", None),
+            };
+            let used = smart_blocks::create(c, station, &block("Used"))?;
+            let spare = smart_blocks::create(c, station, &block("Spare"))?;
+            let slot = planner::Slot::new(planner::SlotKind::SmartBlock {
+                block: used.id.to_string().into(),
+                duration: None,
+            });
+            let clock = clocks::create(
+                c,
+                station,
+                &clocks::ClockInput {
+                    name: "Music".into(),
+                    slots: vec![slot],
+                },
+            )?;
+            let mut show: planner::Show = serde_json::from_value(json!({
+                "id": "x", "name": "x", "starts_on": "2026-01-02", "start": "20:00:00",
+                "end": "22:00:00", "content": "live"
+            }))
+            .unwrap();
+            show.underbooked = planner::Underbooked::Filler;
+            let show = shows::create(
+                c,
+                station,
+                &shows::ShowInput {
+                    name: "Late".into(),
+                    description: None,
+                    show,
+                },
+            )?;
+            let start: chrono::DateTime<chrono::Utc> = "2026-11-24T10:00:00Z".parse().unwrap();
+            let entry: planner::Entry = serde_json::from_value(json!({
+                "start": start, "end": start + chrono::TimeDelta::minutes(30),
+                "source": {"type": "live", "name": "Breakfast"}, "tier": "live_scheduled",
+                "transition": {"fade_in": 0, "fade_out": 0, "overlap": 0},
+                "provenance": {"role": "slot", "kind": "live", "frame": start, "step": 0, "pick": 0}
+            }))
+            .unwrap();
+            schedule::replace_window(c, station, start, entry.end, &[entry])?;
+            let (entries, _) = schedule::list(
+                c,
+                station,
+                start,
+                start + chrono::TimeDelta::hours(1),
+                grimnir_server::db::Page::ALL,
+            )?;
+            Ok((used.id, spare.id, clock.id, show.id, entries[0].id))
+        })
+        .await
+        .unwrap();
+    path.replace("{block}", &ids.0.to_string())
+        .replace("{spare_block}", &ids.1.to_string())
+        .replace("{clock}", &ids.2.to_string())
+        .replace("{show}", &ids.3.to_string())
+        .replace("{entry}", &ids.4.to_string())
 }
 
 fn credential(world: &World, who: Who) -> Credential {
@@ -354,10 +738,43 @@ fn credential(world: &World, who: Who) -> Credential {
     }
 }
 
-fn path(world: &World, case: &Case, who: Who) -> String {
-    let (station, spare_key) = match case.scope {
-        Scope::B => (world.b, world.spare_key_b.id),
-        _ => (world.a, world.spare_key_a.id),
+/// Rows the cases act on, one of each at each station: `[at A, at B]`.
+struct Fixtures {
+    dsp_graph: [uuid::Uuid; 2],
+}
+
+impl Fixtures {
+    async fn new(world: &World) -> Fixtures {
+        use grimnir_server::db::dsp_graphs::{self, NewDspGraph};
+        let (a, b) = (world.a, world.b);
+        let dsp_graph = world
+            .state
+            .db
+            .run(move |c| {
+                let mut ids = [uuid::Uuid::nil(); 2];
+                for (i, station) in [a, b].into_iter().enumerate() {
+                    let new = NewDspGraph {
+                        name: "fixture".into(),
+                        description: None,
+                        graph: Default::default(),
+                    };
+                    ids[i] = dsp_graphs::create(c, station, &new)
+                        .map_err(|e| grimnir_server::db::StorageError::Task(e.to_string()))?
+                        .id
+                        .as_uuid();
+                }
+                Ok(ids)
+            })
+            .await
+            .unwrap();
+        Fixtures { dsp_graph }
+    }
+}
+
+fn path(world: &World, fixtures: &Fixtures, case: &Case, who: Who) -> String {
+    let (station, spare_key, at) = match case.scope {
+        Scope::B => (world.b, world.spare_key_b.id, 1),
+        _ => (world.a, world.spare_key_a.id, 0),
     };
     let me = match who {
         Admin => world.admin.id,
@@ -371,6 +788,8 @@ fn path(world: &World, case: &Case, who: Who) -> String {
         .replace("{target}", &world.target.id.to_string())
         .replace("{self}", &me.to_string())
         .replace("{spare_key}", &spare_key.to_string())
+        .replace("{dsp_graph}", &fixtures.dsp_graph[at].to_string())
+        .replace("{source}", &uuid::Uuid::new_v4().to_string())
 }
 
 /// The operations the matrix covers, as the OpenAPI document names them.
@@ -386,7 +805,14 @@ fn covered() -> BTreeSet<(String, String)> {
                 .replace("{s}", "{station_id}")
                 .replace("{target}", "{user_id}")
                 .replace("{self}", "{user_id}")
-                .replace("{spare_key}", "{key_id}");
+                .replace("{spare_key}", "{key_id}")
+                .replace("{dsp_graph}", "{graph_id}")
+                .replace("{source}", "{source_id}")
+                .replace("{block}", "{block_id}")
+                .replace("{spare_block}", "{block_id}")
+                .replace("{clock}", "{clock_id}")
+                .replace("{show}", "{show_id}")
+                .replace("{entry}", "{entry_id}");
             (c.method.as_str().to_lowercase(), template)
         })
         .collect()
@@ -403,8 +829,10 @@ async fn run_matrix(name: &'static str, url: grimnir_server::db::DatabaseUrl) ->
     for case in cases() {
         for &who in EVERYONE {
             let world = World::new(state.clone()).await;
-            let mut call = api::call(case.method.clone(), &path(&world, &case, who))
-                .auth(&credential(&world, who));
+            let fixtures = Fixtures::new(&world).await;
+            let target =
+                with_programme(&world, case.scope, path(&world, &fixtures, &case, who)).await;
+            let mut call = api::call(case.method.clone(), &target).auth(&credential(&world, who));
             if let Some(body) = case.body {
                 call = call.json(&body(&world));
             }

@@ -392,3 +392,124 @@ fn plan_names_a_broken_station_file() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_reads_a_station_from_the_database() {
+    use diesel::prelude::*;
+    use grimnir_planner::{Millis, Slot, SlotKind, SmartBlock, WeeklyGrid};
+    use grimnir_server::db::programme::{self, ProgrammeSettings};
+    use grimnir_server::db::schema::media_items;
+    use grimnir_server::db::{Database, DatabaseUrl, clocks, smart_blocks, stations};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(
+        DatabaseUrl::sqlite_file(dir.path().join("data/grimnir.db")),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    db.migrate().await.unwrap();
+    let station = db
+        .run(|c| {
+            let station = stations::create(c, &stations::NewStation::new("CLI FM", "UTC"))?;
+            let at = chrono::Utc::now().naive_utc();
+            for i in 0..20_i64 {
+                diesel::insert_into(media_items::table)
+                    .values((
+                        media_items::id.eq(uuid::Uuid::new_v4().to_string()),
+                        media_items::station_id.eq(station.id.to_string()),
+                        media_items::title.eq(format!("Song {i}")),
+                        media_items::artist.eq(Some(format!("Band {}", i % 7))),
+                        media_items::storage_key.eq(format!("media/{i}.flac")),
+                        media_items::content_type.eq("audio/flac"),
+                        media_items::size_bytes.eq(1_i64),
+                        media_items::duration_ms.eq(Some(170_000 + 4_000 * i)),
+                        media_items::analysis_state.eq("done"),
+                        media_items::metadata.eq("{}"),
+                        media_items::created_at.eq(at),
+                        media_items::updated_at.eq(at),
+                    ))
+                    .execute(c)?;
+            }
+            let block = smart_blocks::create(
+                c,
+                station.id,
+                &smart_blocks::SmartBlockInput {
+                    name: "All".into(),
+                    description: None,
+                    block: SmartBlock::new("x", None),
+                },
+            )?;
+            let clock = clocks::create(
+                c,
+                station.id,
+                &clocks::ClockInput {
+                    name: "Music".into(),
+                    slots: vec![Slot::new(SlotKind::SmartBlock {
+                        block: block.id.to_string().into(),
+                        duration: Some(Millis::from_minutes(20)),
+                    })],
+                },
+            )?;
+            let settings = ProgrammeSettings {
+                grid: WeeklyGrid {
+                    default: Some(clock.id.to_string().into()),
+                    rules: vec![],
+                },
+                ..ProgrammeSettings::default()
+            };
+            programme::set_settings(c, station.id, &settings)?;
+            Ok(station.id)
+        })
+        .await
+        .unwrap();
+    drop(db);
+
+    let plan = |station: &str, extra: &[&str]| {
+        run(grimnir(dir.path())
+            .args(["plan", "--source", "database", "--station", station])
+            .args(["--from", "2026-11-24 06:00", "--hours", "2"])
+            .args(extra))
+    };
+    let json = plan(&station.to_string(), &["--json"]);
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let lines: Vec<serde_json::Value> = text(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["start"], "2026-11-24T06:00:00Z");
+    assert!(lines.last().unwrap()["end"].as_str().unwrap() >= "2026-11-24T08:00:00Z");
+    for pair in lines.windows(2) {
+        assert_eq!(pair[0]["end"], pair[1]["start"]);
+    }
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["title"].as_str().unwrap().starts_with("Song "))
+    );
+    assert_eq!(plan(&station.to_string(), &["--json"]).stdout, json.stdout);
+    assert!(text(&plan(&station.to_string(), &[]).stdout).contains("CLI FM"));
+
+    let unknown = plan(&uuid::Uuid::new_v4().to_string(), &[]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("not found"),
+        "{}",
+        text(&unknown.stderr)
+    );
+    let not_an_id = plan("station.yaml", &[]);
+    assert!(!not_an_id.status.success());
+    assert!(
+        text(&not_an_id.stderr).contains("a UUID"),
+        "{}",
+        text(&not_an_id.stderr)
+    );
+    // Files stay the default source, and need a library.
+    let no_library = run(grimnir(dir.path()).args(["plan", "--station", "station.yaml"]));
+    assert!(!no_library.status.success());
+    assert!(
+        text(&no_library.stderr).contains("--library"),
+        "{}",
+        text(&no_library.stderr)
+    );
+}

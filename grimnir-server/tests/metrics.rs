@@ -75,6 +75,10 @@ async fn metrics_carry_the_spec_names_and_count_requests_by_route_template() {
     .unwrap();
     db.migrate().await.unwrap();
     let app = http::router(AppState {
+        executors: grimnir_server::executor_pool::ExecutorPool::recording(
+            db.clone(),
+            EventBus::memory(),
+        ),
         db,
         auth: grimnir_server::auth::Auth::new(
             &"a metrics test secret of 32+ bytes".parse().unwrap(),

@@ -312,6 +312,13 @@ async fn exercise(db: Database) {
     };
     let stored = nodes(graph_id.clone()).await.unwrap().unwrap();
     assert!(stored.contains("\"ratio\":3.0"), "{stored}");
+    // The file's graph is the one applied to the station.
+    let applied = db
+        .run(|c| grimnir_server::db::dsp_graphs::applied(c, ID.parse().unwrap()))
+        .await
+        .unwrap()
+        .expect("the file's graph is applied");
+    assert_eq!(applied.id.to_string(), graph_id);
 
     // Applying the same file again changes nothing and duplicates nothing.
     let mut watcher = Watcher::new(db.clone(), dir.path().to_owned(), states);
@@ -540,4 +547,119 @@ mod never_panics {
             }
         }
     }
+}
+
+/// While a file declares a station, the API refuses to change what the file declares (the
+/// next revision of the file would undo it); once the file is gone, the station is the API's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_leaves_what_a_file_declares_to_the_file() {
+    use axum::http::Method;
+    use common::api::{self, Credential, World};
+    use serde_json::json;
+
+    let db_dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::sqlite_file(db_dir.path().join("grimnir.db"));
+    let db = Database::open(url, PoolOptions::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wgmr.yaml");
+    std::fs::write(&path, spec_example()).unwrap();
+    let states = station_files::load_all(&db, dir.path()).await.unwrap();
+    let world = World::new(common::state(db.clone())).await;
+    let admin = Credential::Bearer(world.admin.token.clone());
+    let station = format!("/api/v1/stations/{ID}");
+    let file_graph = dsp_graph_id(ID.parse().unwrap());
+
+    let refused = [
+        (
+            Method::PATCH,
+            station.clone(),
+            Some(json!({"name": "Renamed"})),
+        ),
+        (Method::DELETE, station.clone(), None),
+        (
+            Method::PATCH,
+            format!("{station}/dsp-graphs/{file_graph}"),
+            Some(json!({"nodes": []})),
+        ),
+        (
+            Method::DELETE,
+            format!("{station}/dsp-graphs/{file_graph}"),
+            None,
+        ),
+    ];
+    for (method, uri, body) in &refused {
+        let mut call = api::call(method.clone(), uri).auth(&admin);
+        if let Some(body) = body {
+            call = call.json(body);
+        }
+        let answer = call.send(&world.app).await;
+        assert_eq!(answer.status, 409, "{method} {uri}: {}", answer.text);
+        assert_eq!(answer.code(), "managed_by_file", "{method} {uri}");
+        assert!(
+            answer.text.contains("wgmr.yaml"),
+            "{method} {uri}: the file is named: {}",
+            answer.text
+        );
+    }
+
+    // Another graph may be saved, but the file decides which graph is applied.
+    let saved = api::call(Method::POST, &format!("{station}/dsp-graphs"))
+        .auth(&admin)
+        .json(&json!({"name": "spare", "nodes": [{"type": "limiter"}]}))
+        .send(&world.app)
+        .await;
+    assert_eq!(saved.status, 201, "{}", saved.text);
+    let spare = saved.body["id"].as_str().unwrap().to_owned();
+    let apply = api::call(Method::POST, &format!("{station}/dsp-graphs/{spare}/apply"))
+        .auth(&admin)
+        .send(&world.app)
+        .await;
+    assert_eq!(apply.status, 409, "{}", apply.text);
+
+    // The file goes: the station stays, and the API may change it.
+    std::fs::remove_file(&path).unwrap();
+    let mut watcher = Watcher::new(db.clone(), dir.path().to_owned(), states);
+    assert!(watcher.check().await.is_empty());
+    let renamed = api::call(Method::PATCH, &station)
+        .auth(&admin)
+        .json(&json!({"name": "Renamed"}))
+        .send(&world.app)
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    let apply = api::call(Method::POST, &format!("{station}/dsp-graphs/{spare}/apply"))
+        .auth(&admin)
+        .send(&world.app)
+        .await;
+    assert_eq!(apply.status, 200, "{}", apply.text);
+}
+
+/// A file removed while the server was stopped releases its station at the next start.
+#[tokio::test]
+async fn a_file_removed_while_stopped_releases_its_station() {
+    let db_dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::sqlite_file(db_dir.path().join("grimnir.db"));
+    let db = Database::open(url, PoolOptions::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wgmr.yaml");
+    std::fs::write(&path, spec_example()).unwrap();
+    station_files::load_all(&db, dir.path()).await.unwrap();
+    let id = ID.parse().unwrap();
+    let declared = db
+        .run(move |c| station_files::declared_by(c, id))
+        .await
+        .unwrap();
+    assert_eq!(
+        declared.as_deref(),
+        Some(path.display().to_string().as_str())
+    );
+
+    std::fs::remove_file(&path).unwrap();
+    station_files::load_all(&db, dir.path()).await.unwrap();
+    let declared = db
+        .run(move |c| station_files::declared_by(c, id))
+        .await
+        .unwrap();
+    assert_eq!(declared, None);
 }

@@ -61,6 +61,7 @@ fn check_every_table(conn: &mut DbConnection) -> Result<(), StorageError> {
         refresh_tokens,
         api_keys,
         audit_log,
+        station_programmes,
     );
     Ok(())
 }
@@ -320,4 +321,41 @@ fn test_urls_get_a_fresh_database_name() {
         common::host_port("mysql://root:pw@127.0.0.1/test", 3306),
         Some(SocketAddr::from(([127, 0, 0, 1], 3306)))
     );
+}
+
+/// Write transactions that read before they write, many at once on one SQLite file: each waits
+/// for the write lock instead of failing with "database is locked" (which a deferred SQLite
+/// transaction does when another writer holds the lock at its first write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_write_transactions_that_read_first_wait_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::sqlite_file(dir.path().join("grimnir.db"));
+    let db = Database::open(url, PoolOptions::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    db.run(move |conn| {
+                        conn.write_transaction(|conn| {
+                            let before = stations::list(conn)?.len();
+                            // Hold the transaction a moment between the read and the write, so
+                            // the writers overlap.
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                            stations::create(conn, &NewStation::new(format!("{w}-{i}"), "UTC"))?;
+                            Ok::<_, StorageError>(before)
+                        })
+                    })
+                    .await
+                    .unwrap_or_else(|e| panic!("writer {w}, write {i}: {e}"));
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let count = db.run(stations::list).await.unwrap().len();
+    assert_eq!(count, 80);
 }

@@ -23,6 +23,7 @@
 //! | 404 | `not_found` | no such route, or no such thing |
 //! | 405 | `method_not_allowed` | the route exists, not with this method |
 //! | 409 | `conflict` | a unique value is taken, or the change would lock everyone out |
+//! | 409 | `managed_by_file` | a station file declares what the request would change |
 //! | 413 | `payload_too_large` | the body is too large |
 //! | 415 | `unsupported_media_type` | a body without `Content-Type: application/json` |
 //! | 422 | `invalid_field` | the JSON is well-formed but a field is missing, of the wrong type or refused (`field` names it) |
@@ -129,6 +130,15 @@ impl ApiError {
     /// 409 `conflict`.
     pub fn conflict(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// 409 `managed_by_file`: what the request would change is declared by a station file.
+    pub fn managed_by_file(what: impl std::fmt::Display, path: &str) -> Self {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "managed_by_file",
+            format!("{what} is declared by the station file {path}; change the file instead"),
+        )
     }
 
     /// 500 `internal`, with a generic message; log the details before.
@@ -314,6 +324,22 @@ mod tests {
                 )),
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
+            ),
+            (
+                StorageError::Query(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::Unknown,
+                    Box::new("database is locked".to_owned()),
+                )),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+            ),
+            (
+                StorageError::Query(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::Unknown,
+                    Box::new("no such table: stations".to_owned()),
+                )),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
             ),
             (
                 StorageError::Task("panicked".into()),

@@ -27,6 +27,15 @@ pub struct Path<T>(pub T);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);
 
+/// For `#[serde(default, deserialize_with = "…")]` on an `Option<Option<T>>` field of a change:
+/// `Some(None)` for a field given as `null` (remove it), as opposed to `None` for a field left
+/// out (keep it).
+pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 /// The message of a serde error without the position serde_json appends (the field says where).
 fn bare(message: &str) -> &str {
     match message.rfind(" at line ") {

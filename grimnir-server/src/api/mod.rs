@@ -29,21 +29,30 @@
 //! 4. Register the handlers in [`router`] with `.routes(routes!(…))`, one call per path; add the
 //!    routes to the authorization matrix test and update the OpenAPI snapshot.
 
+pub mod analytics;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod caller;
+pub mod clocks;
+pub mod dsp_graphs;
 pub mod error;
 pub mod extract;
+pub mod live;
 pub mod members;
 pub mod page;
+pub mod playout;
+pub mod priority;
+pub mod programme;
+pub mod schedule;
+pub mod shows;
+pub mod smart_blocks;
 pub mod stations;
 pub mod users;
 
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::from_fn_with_state;
-use diesel::Connection as _;
 use utoipa::openapi::OpenApi as OpenApiDocument;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -90,6 +99,18 @@ pub const DOCS_PATH: &str = "/api/v1/docs";
         (name = "members", description = "Roles at stations"),
         (name = "api-keys", description = "API keys of stations, for integrations and webhooks"),
         (name = "audit", description = "The audit log"),
+        (name = "dsp-graphs", description = "Saved DSP chains of stations, and the one applied"),
+        (name = "smart-blocks", description = "Rule-based track selection, and previews of it"),
+        (name = "clocks", description = "Hour templates made of slots, and simulations of them"),
+        (name = "shows", description = "Calendar events that take over the air from the clocks"),
+        (name = "schedule", description = "The planned timeline: list, re-plan, edit"),
+        (name = "programme", description = "A station's weekly grid of clocks and its planning settings"),
+        (name = "priority", description = "Priority sources: emergencies and overrides"),
+        (name = "executor", description = "What stations' executors are doing"),
+        (name = "playout", description = "Skip, stop and reload a station's playout"),
+        (name = "analytics", description = "What is on air and what was played"),
+        (name = "live", description = "DJs going live"),
+        (name = "webhooks", description = "Reports from external playouts"),
     )
 )]
 pub struct ApiDoc;
@@ -146,10 +167,161 @@ pub fn router(state: &AppState) -> (Router<AppState>, OpenApiDocument) {
         .routes(routes!(members::set_member, members::remove_member))
         .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
         .routes(routes!(api_keys::revoke_api_key))
-        .routes(routes!(audit::list_audit));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(
+            dsp_graphs::list_dsp_graphs,
+            dsp_graphs::create_dsp_graph
+        ))
+        .routes(routes!(
+            dsp_graphs::get_dsp_graph,
+            dsp_graphs::update_dsp_graph,
+            dsp_graphs::delete_dsp_graph
+        ))
+        .routes(routes!(dsp_graphs::apply_dsp_graph))
+        .routes(routes!(
+            smart_blocks::list_smart_blocks,
+            smart_blocks::create_smart_block
+        ))
+        .routes(routes!(
+            smart_blocks::get_smart_block,
+            smart_blocks::update_smart_block,
+            smart_blocks::delete_smart_block
+        ))
+        .routes(routes!(smart_blocks::materialize_smart_block))
+        .routes(routes!(programme::get_programme, programme::put_programme))
+        .routes(routes!(clocks::list_clocks, clocks::create_clock))
+        .routes(routes!(
+            clocks::get_clock,
+            clocks::update_clock,
+            clocks::delete_clock
+        ))
+        .routes(routes!(clocks::simulate_clock))
+        .routes(routes!(shows::list_shows, shows::create_show))
+        .routes(routes!(
+            shows::get_show,
+            shows::update_show,
+            shows::delete_show
+        ))
+        .routes(routes!(schedule::list_schedule))
+        .routes(routes!(schedule::refresh_schedule))
+        .routes(routes!(schedule::update_schedule_entry))
+        .routes(routes!(
+            priority::list_priority_sources,
+            priority::create_priority_source
+        ))
+        .routes(routes!(priority::delete_priority_source))
+        .routes(routes!(priority::emergency))
+        .routes(routes!(priority::override_source))
+        .routes(routes!(playout::list_executor_states))
+        .routes(routes!(playout::get_executor_state))
+        .routes(routes!(playout::skip))
+        .routes(routes!(playout::stop))
+        .routes(routes!(playout::reload))
+        .routes(routes!(analytics::now_playing))
+        .routes(routes!(analytics::spins))
+        .routes(routes!(analytics::track_start))
+        .routes(routes!(live::live_authorize))
+        .routes(routes!(live::live_handover))
+        .routes(routes!(live::live_release));
+    let (router, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(API_PREFIX, public.merge(signed_in))
-        .split_for_parts()
+        .split_for_parts();
+    document_common_answers(&mut document);
+    (router, document)
+}
+
+/// Answers any operation may give that its own declaration leaves out, as reusable responses
+/// in `components/responses` referenced from every operation that can give them: 429 and 503
+/// from every route, 400 from every route with parameters or a body, 413, 415 and 422 from
+/// every route with a JSON body. A client generated from the document (or a schema-driven
+/// fuzzer) thus expects each status the server can send.
+fn document_common_answers(document: &mut OpenApiDocument) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    let error = |description: &str| {
+        ResponseBuilder::new().description(description).content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+    };
+    let seconds = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .build();
+    let retry_after = HeaderBuilder::new()
+        .schema(Some(seconds))
+        .description(Some("Seconds to wait before trying again"))
+        .build();
+    let common = [
+        (
+            "400",
+            "BadRequest",
+            error("A path or query parameter does not parse, or the body is not JSON").build(),
+        ),
+        (
+            "413",
+            "PayloadTooLarge",
+            error("The body is larger than the server takes").build(),
+        ),
+        (
+            "415",
+            "UnsupportedMediaType",
+            error("The body is not `application/json`").build(),
+        ),
+        (
+            "422",
+            "InvalidField",
+            error("A field of the body is missing or refused; `field` names it").build(),
+        ),
+        (
+            "429",
+            "RateLimited",
+            error("Too many requests from this client or user")
+                .header("Retry-After", retry_after)
+                .build(),
+        ),
+        (
+            "503",
+            "Unavailable",
+            error("The database cannot be reached; try again").build(),
+        ),
+    ];
+    let components = document.components.get_or_insert_with(Default::default);
+    for (_, name, response) in &common {
+        components
+            .responses
+            .insert((*name).to_owned(), RefOr::T(response.clone()));
+    }
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let has_body = operation.request_body.is_some();
+            let has_params =
+                has_body || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            for (status, name, _) in &common {
+                let applies = match *status {
+                    "400" => has_params,
+                    "413" | "415" | "422" => has_body,
+                    _ => true,
+                };
+                if applies {
+                    operation
+                        .responses
+                        .responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*name)));
+                }
+            }
+        }
+    }
 }
 
 /// The OpenAPI document at [`OPENAPI_PATH`] and Swagger UI at [`DOCS_PATH`], both served from
@@ -193,13 +365,12 @@ impl From<diesel::result::Error> for ApiError {
 /// Runs `f` in one database transaction on the blocking pool: committed when it returns `Ok`,
 /// rolled back when it returns an error, which is answered as it is.
 ///
-/// Start `f` with a write where you can, and do the reads a change depends on inside: an SQLite
-/// transaction whose first statement reads cannot wait for a concurrent writer and fails with
-/// "database is locked", while one that starts with a write waits out the busy timeout.
+/// It is a [write transaction](DbConnection::write_transaction): on SQLite it holds the write
+/// lock from the start, so `f` may read what a change depends on before writing it.
 pub async fn transaction<T, F>(db: &Database, f: F) -> Result<T, ApiError>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    db.run(move |conn| Ok(conn.transaction(f))).await?
+    db.run(move |conn| Ok(conn.write_transaction(f))).await?
 }

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -74,13 +74,6 @@ fn yes() -> bool {
     true
 }
 
-/// `null` for a field that is there, as opposed to a field that is absent.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 /// Changes to a station; absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -90,7 +83,7 @@ pub struct UpdateStation {
     /// A new IANA time zone name.
     pub timezone: Option<String>,
     /// A new description; `null` removes it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::extract::present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     /// Whether it is meant to be on air.
@@ -221,6 +214,7 @@ pub(crate) async fn get_station(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The station as changed", body = StationDto),
+        (status = 409, description = "A station file declares the station", body = ErrorBody),
         (status = 400, description = "Not a station id", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not a manager of this station", body = ErrorBody),
@@ -254,6 +248,7 @@ pub(crate) async fn update_station(
         .station(id)
         .details(details);
     let station = super::transaction(&state.db, move |conn| {
+        refuse_if_declared(conn, id)?;
         let station = stations::update(conn, id, &changes)?;
         audit::record(conn, &entry)?;
         Ok(station)
@@ -269,6 +264,7 @@ pub(crate) async fn update_station(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 409, description = "A station file declares the station", body = ErrorBody),
         (status = 400, description = "Not a station id", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
@@ -287,10 +283,26 @@ pub(crate) async fn delete_station(
         .target(id)
         .station(id);
     super::transaction(&state.db, move |conn| {
+        refuse_if_declared(conn, id)?;
         stations::delete(conn, id)?;
         audit::record(conn, &entry)?;
         Ok(())
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Refuses a change to a station that a station file declares: the file's next revision would
+/// undo it.
+pub(crate) fn refuse_if_declared(
+    conn: &mut crate::db::DbConnection,
+    station: StationId,
+) -> Result<(), ApiError> {
+    match crate::station_files::declared_by(conn, station)? {
+        Some(path) => Err(ApiError::managed_by_file(
+            format!("station {station}"),
+            &path,
+        )),
+        None => Ok(()),
+    }
 }

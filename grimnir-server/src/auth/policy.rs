@@ -27,6 +27,20 @@
 //! | [`UserAdmin`](Action::UserAdmin) (list, create, read, update, delete users) | ✓ | — | — | — |
 //! | [`SelfRead`](Action::SelfRead) | ✓ | ✓ | ✓ | ✓ |
 //! | [`PasswordChange`](Action::PasswordChange) (one's own) | ✓ | ✓ | ✓ | — |
+//! | [`DspGraphRead`](Action::DspGraphRead) | ✓ | ✓ S | ✓ S | ✓ |
+//! | [`DspGraphWrite`](Action::DspGraphWrite) (create, change, delete, apply) | ✓ | ✓ S | — | ✓ if manager |
+//! | [`ProgrammeRead`](Action::ProgrammeRead) (smart blocks, clocks, shows, grid; previews) | ✓ | ✓ S | ✓ S | ✓ |
+//! | [`ProgrammeWrite`](Action::ProgrammeWrite) | ✓ | ✓ S | — | ✓ if manager |
+//! | [`ScheduleRead`](Action::ScheduleRead) | ✓ | ✓ S | ✓ S | ✓ |
+//! | [`ScheduleWrite`](Action::ScheduleWrite) (refresh, edit entries) | ✓ | ✓ S | — | ✓ if manager |
+//! | [`PriorityRead`](Action::PriorityRead) | ✓ | ✓ S | ✓ S | ✓ |
+//! | [`PriorityWrite`](Action::PriorityWrite) (sources, tier 1 override) | ✓ | ✓ S | — | ✓ if manager |
+//! | [`PriorityEmergency`](Action::PriorityEmergency) (tier 0) | ✓ | ✓ S | — | ✓ if manager |
+//! | [`ExecutorStateRead`](Action::ExecutorStateRead) | ✓ all | ✓ S | ✓ S | ✓ |
+//! | [`PlayoutControl`](Action::PlayoutControl) (skip, stop, reload) | ✓ | ✓ S | ✓ S | ✓ |
+//! | [`AnalyticsRead`](Action::AnalyticsRead) (now playing, spins) | ✓ | ✓ S | ✓ S | ✓ |
+//! | [`LiveSession`](Action::LiveSession) (authorize, hand over, release) | ✓ | ✓ S | ✓ S | — |
+//! | [`TrackReport`](Action::TrackReport) (the track-start webhook) | ✓ | ✓ S | ✓ S | ✓ |
 //!
 //! Anonymous requests are refused before the policy is asked (401); a refusal by the policy is
 //! 403. A manager may give roles at S up to manager; there is no role above it at a station.
@@ -71,6 +85,34 @@ pub enum Action {
     SelfRead,
     /// Change one's own password.
     PasswordChange,
+    /// Read a station's DSP graphs.
+    DspGraphRead,
+    /// Create, change, delete or apply a station's DSP graphs.
+    DspGraphWrite,
+    /// Read a station's smart blocks, clocks, shows and grid, and preview what they would plan.
+    ProgrammeRead,
+    /// Create, change or delete a station's smart blocks, clocks, shows and grid.
+    ProgrammeWrite,
+    /// Read a station's schedule.
+    ScheduleRead,
+    /// Re-plan a station's schedule or edit its entries.
+    ScheduleWrite,
+    /// List a station's priority sources.
+    PriorityRead,
+    /// Create or remove a station's priority sources at tiers 1–2 (an override).
+    PriorityWrite,
+    /// Put an emergency (tier 0) on a station's air.
+    PriorityEmergency,
+    /// Read a station's executor state.
+    ExecutorStateRead,
+    /// Skip, stop or reload a station's playout.
+    PlayoutControl,
+    /// Read what is on air and the play counts of a station.
+    AnalyticsRead,
+    /// Get a live source credential, hand a live source over to the air and take it off.
+    LiveSession,
+    /// Report a track start from an external playout.
+    TrackReport,
 }
 
 /// Who may do an action.
@@ -99,6 +141,15 @@ const fn rule(action: Action) -> (Who, bool) {
         UserAdmin => (Who::Admin, false),
         SelfRead => (Who::Anyone, true),
         PasswordChange => (Who::Anyone, false),
+        DspGraphRead => (Who::AtStation(StationRole::Dj), true),
+        DspGraphWrite => (Who::AtStation(StationRole::Manager), true),
+        ProgrammeRead | ScheduleRead => (Who::AtStation(StationRole::Dj), true),
+        ProgrammeWrite | ScheduleWrite => (Who::AtStation(StationRole::Manager), true),
+        PriorityRead | ExecutorStateRead | PlayoutControl | AnalyticsRead | TrackReport => {
+            (Who::AtStation(StationRole::Dj), true)
+        }
+        PriorityWrite | PriorityEmergency => (Who::AtStation(StationRole::Manager), true),
+        LiveSession => (Who::AtStation(StationRole::Dj), false),
     }
 }
 
@@ -281,6 +332,12 @@ mod tests {
             (UserAdmin,       [true,  false, false, false, false]),
             (SelfRead,        [true,  true,  true,  true,  true ]),
             (PasswordChange,  [true,  true,  true,  false, false]),
+            (DspGraphRead,    [true,  true,  true,  true,  true ]),
+            (DspGraphWrite,   [true,  true,  false, true,  false]),
+            (ProgrammeRead,   [true,  true,  true,  true,  true ]),
+            (ProgrammeWrite,  [true,  true,  false, true,  false]),
+            (ScheduleRead,    [true,  true,  true,  true,  true ]),
+            (ScheduleWrite,   [true,  true,  false, true,  false]),
         ];
         let principals = [&admin, &manager, &dj, &key_manager, &key_dj];
         for (action, expected) in table {

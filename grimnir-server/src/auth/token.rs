@@ -230,6 +230,65 @@ impl TokenKeys {
     }
 }
 
+/// The audience of live source credentials: never accepted as an access token, nor an access
+/// token as one.
+pub const LIVE_AUDIENCE: &str = "grimnir-live-source";
+
+/// The purpose a live source credential is scoped to.
+pub const LIVE_PURPOSE: &str = "live_source";
+
+/// How long a live source credential is valid.
+pub const LIVE_TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// The claims of a live source credential: a DJ's source client may connect to one mount of
+/// one station until `exp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveClaims {
+    /// Issuer: [`ISSUER`].
+    pub iss: String,
+    /// Audience: [`LIVE_AUDIENCE`].
+    pub aud: String,
+    /// The DJ's user id.
+    pub sub: String,
+    /// The station.
+    pub station: String,
+    /// The mount the source client may feed.
+    pub mount: String,
+    /// Always [`LIVE_PURPOSE`].
+    pub purpose: String,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expires at, Unix seconds.
+    pub exp: i64,
+    /// A random credential id.
+    pub jti: String,
+}
+
+impl TokenKeys {
+    /// Signs a live source credential with the server's key (HS256).
+    pub fn sign_live(&self, claims: &LiveClaims) -> Result<String, TokenError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(|e| TokenError::Signing(e.to_string()))
+    }
+
+    /// Verifies a live source credential: signature, expiry, issuer, the [`LIVE_AUDIENCE`]
+    /// and the [`LIVE_PURPOSE`]. An access token is refused.
+    pub fn verify_live(&self, token: &str) -> Result<LiveClaims, TokenError> {
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[LIVE_AUDIENCE]);
+        let data = jsonwebtoken::decode::<LiveClaims>(token, &self.decoding, &validation).map_err(
+            |e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid("not a live source credential".into()),
+            },
+        )?;
+        if data.claims.purpose != LIVE_PURPOSE {
+            return Err(TokenError::Invalid("not a live source credential".into()));
+        }
+        Ok(data.claims)
+    }
+}
+
 /// A new refresh token and the hash to store.
 pub fn new_refresh_token() -> Result<(String, String), TokenError> {
     let token = format!(

@@ -42,6 +42,50 @@ impl DbConnection {
 /// Settings applied to every SQLite connection: foreign keys on (SQLite leaves them off), wait up
 /// to the busy timeout for a lock instead of failing at once, and write-ahead logging so readers
 /// do not block the writer. `journal_mode` is ignored for in-memory databases.
+impl DbConnection {
+    /// Runs `f` in a transaction meant to write: committed when it returns `Ok`, rolled back
+    /// when it returns an error.
+    ///
+    /// On SQLite the transaction begins with `BEGIN IMMEDIATE`, taking the write lock at once
+    /// (waiting out the busy timeout for a concurrent writer) rather than at its first write. A
+    /// deferred transaction that reads first and then writes cannot wait: SQLite refuses the
+    /// upgrade with "database is locked" as soon as another writer holds the lock. On
+    /// PostgreSQL and MySQL this is [`Connection::transaction`].
+    pub fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+
+        let DbConnection::Sqlite(inner) = self else {
+            return self.transaction(f);
+        };
+        // Inside a transaction already, a savepoint does; SQLite has the write lock or will
+        // wait for it the ordinary way.
+        if AnsiTransactionManager::transaction_manager_status_mut(inner)
+            .transaction_depth()?
+            .is_some()
+        {
+            return self.transaction(f);
+        }
+        AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+        // The multi-connection's transaction manager hands commit and rollback to the SQLite
+        // connection's own, which now counts this transaction.
+        type Manager = <DbConnection as Connection>::TransactionManager;
+        match f(self) {
+            Ok(value) => {
+                Manager::commit_transaction(self)?;
+                Ok(value)
+            }
+            Err(error) => match Manager::rollback_transaction(self) {
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
+                Err(rollback) => Err(rollback.into()),
+            },
+        }
+    }
+}
+
 fn sqlite_session(busy_timeout: Duration) -> String {
     format!(
         "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; \

@@ -9,8 +9,14 @@
 //! - [`migrations`] embeds the schema migrations of each backend; [`Database::migrate`] applies
 //!   them.
 //! - Repositories, each a set of blocking functions on a [`DbConnection`]: [`stations`],
-//!   [`users`], [`members`] (a user's role at a station), [`refresh_tokens`] and [`api_keys`].
+//!   [`users`], [`members`] (a user's role at a station), [`refresh_tokens`], [`api_keys`] and
+//!   [`dsp_graphs`].
 //!   The audit log is written through [`crate::audit`].
+//! - The programme, as the planner models it: [`smart_blocks`], [`clocks`], [`shows`],
+//!   [`programme`] (the grid and other settings, and [`programme::load`], a station read as the
+//!   planner's input) and [`schedule`] (the planned timeline, entry by entry).
+//! - The executor pool's tables: [`executor_states`], [`priority_sources`] and
+//!   [`play_history`].
 //!
 //! ```no_run
 //! use grimnir_server::db::{Database, DatabaseUrl, PoolOptions, stations};
@@ -28,11 +34,20 @@
 //! ```
 
 pub mod api_keys;
+pub mod clocks;
 mod connection;
+pub mod dsp_graphs;
+pub mod executor_states;
 pub mod members;
 pub mod migrations;
+pub mod play_history;
+pub mod priority_sources;
+pub mod programme;
 pub mod refresh_tokens;
+pub mod schedule;
 pub mod schema;
+pub mod shows;
+pub mod smart_blocks;
 pub mod stations;
 mod url;
 pub mod users;
@@ -163,15 +178,22 @@ pub(crate) fn is_unique_violation(e: &diesel::result::Error) -> bool {
 }
 
 /// Whether a transaction failed only because a concurrent one won (a deadlock victim on MySQL,
-/// a serialization failure on PostgreSQL): running it again is safe and will likely succeed.
+/// a serialization failure on PostgreSQL, an SQLite transaction that read first and then could
+/// not take the write lock another writer held): running it again is safe and will likely
+/// succeed.
 pub fn is_retryable(e: &StorageError) -> bool {
-    matches!(
-        e,
-        StorageError::Query(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::SerializationFailure,
-            _
-        ))
-    )
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        StorageError::Query(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => {
+            true
+        }
+        // SQLITE_BUSY and SQLITE_LOCKED reach diesel as errors of unknown kind.
+        StorageError::Query(Error::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
+            let message = info.message();
+            message.contains("database is locked") || message.contains("database table is locked")
+        }
+        _ => false,
+    }
 }
 
 /// Defines a row id: a random UUID stored as its 36-character text form.

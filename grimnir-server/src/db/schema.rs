@@ -424,6 +424,8 @@ diesel::table! {
         created_at -> Timestamp,
         /// When the row was last changed (UTC).
         updated_at -> Timestamp,
+        /// When it was applied to the station's engine; set on at most one graph per station.
+        applied_at -> Nullable<Timestamp>,
     }
 }
 
@@ -528,6 +530,19 @@ diesel::table! {
         remote_addr -> Nullable<Text>,
         /// JSON object describing the change.
         details -> Text,
+    }
+}
+
+diesel::table! {
+    /// A station's programme settings as the planner models them: weekly grid, dated overrides,
+    /// filler block, crossfade and trim fade, one JSON document per station.
+    station_programmes (station_id) {
+        /// The station it belongs to (also the primary key).
+        station_id -> Text,
+        /// JSON document: `grid`, `overrides`, `filler`, `crossfade`, `trim_fade`.
+        settings -> Text,
+        /// When the row was last changed (UTC).
+        updated_at -> Timestamp,
     }
 }
 

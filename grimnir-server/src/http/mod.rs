@@ -54,6 +54,8 @@ pub struct AppState {
     pub auth: Auth,
     /// The event bus the event streams read.
     pub events: EventBus,
+    /// The executor pool: what is on air, and the requests that change it.
+    pub executors: crate::executor_pool::ExecutorPool,
 }
 
 #[derive(Serialize)]

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // each test binary uses a part; tests unwrap
 
 pub mod api;
+pub mod onair;
 
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -42,10 +43,15 @@ pub fn state(db: Database) -> AppState {
 
 /// The state of a test server on `db` with `auth`, and an in-process event bus.
 pub fn with_auth(db: Database, auth: Auth) -> AppState {
+    let events = grimnir_server::events::EventBus::memory();
     AppState {
+        executors: grimnir_server::executor_pool::ExecutorPool::recording(
+            db.clone(),
+            events.clone(),
+        ),
         db,
         auth,
-        events: grimnir_server::events::EventBus::memory(),
+        events,
     }
 }
 

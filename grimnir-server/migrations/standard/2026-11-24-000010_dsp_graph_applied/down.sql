@@ -1,0 +1,1 @@
+ALTER TABLE dsp_graphs DROP COLUMN applied_at;
