@@ -247,8 +247,16 @@ enum Command {
     Cancel(u64),
     CancelAll,
     Emergency(u64, Box<Item>),
+    Live(u64, Box<LiveItem>),
     EmergencyOpened(u64, Box<Item>, Result<Decoder, EngineError>),
     Shutdown,
+}
+
+/// A source already open (a live input) going on air at the next frame not yet mixed.
+struct LiveItem {
+    source: Box<dyn crate::mix::Source>,
+    meta: Option<NowPlaying>,
+    fade_in: f64,
 }
 
 /// Something that must reach the pipeline or the outputs with the audio of a given frame,
@@ -539,6 +547,29 @@ impl Station {
     /// emergency replaces the first.
     pub fn insert_emergency(&self, id: u64, item: Item) -> Result<(), EngineError> {
         self.send(Command::Emergency(id, Box::new(item)))
+    }
+
+    /// Puts an open source on air under `id` at the first frame not yet mixed (some
+    /// [`StationConfig::lead`] ahead of the wall clock), fading in over `fade_in` seconds,
+    /// until it ends: a live input ([`crate::input::LiveSource`]) ends when its connection
+    /// closes and its buffer has played. Nothing else on air is touched: fade what it
+    /// replaces with [`Station::fade_out`]. Its loudness is unknown, so the normalizer
+    /// measures it as it plays. [`Station::stop_item`] takes it off at once.
+    pub fn play_live(
+        &self,
+        id: u64,
+        source: Box<dyn crate::mix::Source>,
+        meta: Option<NowPlaying>,
+        fade_in: f64,
+    ) -> Result<(), EngineError> {
+        self.send(Command::Live(
+            id,
+            Box::new(LiveItem {
+                source,
+                meta,
+                fade_in,
+            }),
+        ))
     }
 
     /// Replaces the DSP graph without a click: one of the same shape is applied in place, one
@@ -972,6 +1003,7 @@ impl Playout {
                 }
             }
             Command::EmergencyOpened(id, item, decoder) => self.emergency(id, &item, decoder),
+            Command::Live(id, live) => self.live(id, *live),
             Command::Shutdown => {}
         }
     }
@@ -1018,6 +1050,21 @@ impl Playout {
         }
         self.emergencies.insert(id);
         self.cut_in.place(id, placement, Box::new(decoder));
+    }
+
+    /// Places a live source at the first frame not yet mixed.
+    fn live(&mut self, id: u64, live: LiveItem) {
+        let at = self.mixer.position();
+        let mut placement = crate::mix::Placement::new(at, u64::MAX);
+        placement.fade_in = frames_of(Duration::from_secs_f64(live.fade_in.max(0.0)), self.rate);
+        self.meta.insert(id, live.meta);
+        self.item_lufs.insert(id, None);
+        self.scheduled_start.insert(id, at);
+        self.open_ended.insert(id);
+        self.mixer.place(id, placement, live.source);
+        if let Some((at, frames)) = self.fades.remove(&id) {
+            self.mixer.fade_out(id, at, frames);
+        }
     }
 
     fn cancel(&mut self, id: u64) {
