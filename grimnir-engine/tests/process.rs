@@ -5,6 +5,8 @@
 #![cfg(feature = "process")]
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+#[path = "common/live.rs"]
+mod live;
 #[path = "common/media.rs"]
 mod media;
 
@@ -13,10 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use grimnir_engine::input::LiveConfig;
+use grimnir_engine::input::icecast::SourceListener;
 use grimnir_engine::process::client::{Update, Updates, item};
+use grimnir_engine::process::config::LiveCredentials;
 use grimnir_engine::process::server::{Bound, EngineServer, Listen, ServeError};
 use grimnir_engine::process::{ClientError, EngineClient, proto};
 use grimnir_engine::station::StationConfig;
+use live::{LIVE_KEY, LIVE_STATION, dj, live_credential};
 
 const RATE: u32 = 48_000;
 const SECOND: i64 = 1_000_000_000;
@@ -166,6 +172,17 @@ struct InProcess {
 
 impl InProcess {
     async fn start(d: &Path, listen: Listen, token: Option<&str>) -> InProcess {
+        InProcess::start_with(d, listen, token, None, None).await
+    }
+
+    /// With a fallback file and a live source endpoint, if given.
+    async fn start_with(
+        d: &Path,
+        listen: Listen,
+        token: Option<&str>,
+        fallback: Option<&str>,
+        live: Option<(SourceListener, Vec<String>)>,
+    ) -> InProcess {
         let mut config = StationConfig::new(grimnir_dsp::DspGraph::from_yaml(FLAT_GRAPH).unwrap());
         config = config.output(
             "archive",
@@ -174,7 +191,11 @@ impl InProcess {
                 grimnir_engine::output::record::RecordConfig::new(d.join("rec"), "rec"),
             ),
         );
-        let server = std::sync::Arc::new(EngineServer::start(config, None).unwrap());
+        let mut server = EngineServer::start(config, fallback.map(PathBuf::from)).unwrap();
+        if let Some((listener, mounts)) = live {
+            server.attach_live(listener, mounts).unwrap();
+        }
+        let server = std::sync::Arc::new(server);
         let bound = Bound::bind(&listen).unwrap();
         let listen = bound.listen().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -656,4 +677,308 @@ fn a_socket_another_engine_listens_on_is_not_taken() {
         client.health().await.unwrap();
     });
     assert!(first.terminate().success());
+}
+
+// --- Live sources -------------------------------------------------------------------------
+
+/// A source endpoint offering `/live` to this station's live credentials.
+fn live_endpoint() -> (SourceListener, Vec<String>, u16) {
+    let mounts = vec!["/live".to_owned()];
+    let credentials = LiveCredentials::new(LIVE_KEY, LIVE_STATION, mounts.clone());
+    let listener = SourceListener::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        LiveConfig::new(RATE, 2),
+        std::sync::Arc::new(credentials),
+    )
+    .unwrap();
+    let port = listener.local_addr().port();
+    (listener, mounts, port)
+}
+
+/// Waits (bounded) for a child to exit; kills it past `limit`.
+async fn exited(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            return child.wait().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn live_connected(u: &Update) -> Option<proto::LiveConnected> {
+    match u {
+        Update::LiveConnected(c) => Some(c.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_routed_dj_takes_the_air_and_the_fallback_returns_when_they_leave() {
+    let d = dir("live-route");
+    let fallback = sine_wav(&d.join("fallback.wav"), 220.0, 0.2, 2.0);
+    let (listener, mounts, port) = live_endpoint();
+    runtime().block_on(async {
+        let engine = InProcess::start_with(
+            &d,
+            Listen::Unix(d.join("e.sock")),
+            None,
+            Some(&fallback),
+            Some((listener, mounts)),
+        )
+        .await;
+        let mut client = EngineClient::connect(&engine.listen, None).await.unwrap();
+        let mut updates = client.updates().await.unwrap();
+        wait_for(
+            &mut updates,
+            Duration::from_secs(10),
+            started("engine:fallback"),
+        )
+        .await;
+
+        // The show is routed before the DJ connects: the air goes on as it is.
+        let connected = client
+            .route_live("night", "/live", Duration::from_millis(300), true)
+            .await
+            .unwrap();
+        assert!(!connected);
+        let live = client.health().await.unwrap().reply.live;
+        assert_eq!(live.len(), 1, "{live:?}");
+        assert!(
+            !live[0].connected && live[0].routed_id == "night",
+            "{live:?}"
+        );
+
+        let mut source = dj(port, &live_credential(LIVE_STATION), 440, 4);
+        let c = wait_for(&mut updates, Duration::from_secs(10), live_connected).await;
+        assert_eq!((c.mount.as_str(), c.routed_id.as_str()), ("/live", "night"));
+        assert_eq!(c.name, "Night shift");
+        let on = wait_for(&mut updates, Duration::from_secs(10), started("night")).await;
+        let live = client.health().await.unwrap().reply.live;
+        assert!(
+            live[0].connected && live[0].routed_id == "night",
+            "{live:?}"
+        );
+
+        // The DJ leaves: the live item ends within 3 s and the fallback takes the air again.
+        assert!(exited(&mut source, Duration::from_secs(20)).await.success());
+        let left = Instant::now();
+        let off = wait_for(&mut updates, Duration::from_secs(10), ended("night")).await;
+        let after = left.elapsed();
+        assert!(
+            after < Duration::from_secs(3),
+            "ended {after:?} after the DJ left"
+        );
+        let back = wait_for(
+            &mut updates,
+            Duration::from_secs(5),
+            started("engine:fallback"),
+        )
+        .await;
+        assert!(back.at_ns - off.at_ns < 3 * SECOND, "{off:?} {back:?}");
+        eprintln!(
+            "live item ended {after:?} after the source client exited; fallback {:.3} s later",
+            (back.at_ns - off.at_ns) as f64 / 1e9
+        );
+        assert!(client.health().await.unwrap().reply.live.is_empty());
+        // A second of the fallback, for the recording.
+        for _ in 0..2 {
+            wait_for(&mut updates, Duration::from_secs(5), |u| {
+                matches!(u, Update::Telemetry(_)).then_some(())
+            })
+            .await;
+        }
+        engine.shut_down().await;
+
+        // The recording: the DJ's 440 Hz between the two, the fallback's 220 Hz after.
+        let samples = media::decode(&recording(&d.join("rec")));
+        let (on, off, back) = (
+            on.at_ns as f64 / 1e9,
+            off.at_ns as f64 / 1e9,
+            back.at_ns as f64 / 1e9,
+        );
+        assert!(off - on > 3.0, "the DJ was on air from {on} to {off} s");
+        let f = frequency(&samples, on + 1.0, 1.5);
+        assert!((f - 440.0).abs() < 10.0, "{f} Hz while the DJ was on");
+        let f = frequency(&samples, back + 0.5, 0.5);
+        assert!((f - 220.0).abs() < 10.0, "{f} Hz after the DJ left");
+    });
+}
+
+#[test]
+fn a_dj_on_standby_is_routed_then_stopped_and_disconnected() {
+    let d = dir("live-standby");
+    let (listener, mounts, port) = live_endpoint();
+    runtime().block_on(async {
+        let engine = InProcess::start_with(
+            &d,
+            Listen::Unix(d.join("e.sock")),
+            None,
+            None,
+            Some((listener, mounts)),
+        )
+        .await;
+        let mut client = EngineClient::connect(&engine.listen, None).await.unwrap();
+        let mut updates = client.updates().await.unwrap();
+        let mut source = dj(port, &live_credential(LIVE_STATION), 440, 30);
+        let c = wait_for(&mut updates, Duration::from_secs(10), live_connected).await;
+        assert_eq!(c.routed_id, "", "nobody routed it: it stands by");
+        let live = client.health().await.unwrap().reply.live;
+        assert!(
+            live[0].connected && live[0].routed_id.is_empty(),
+            "{live:?}"
+        );
+
+        let connected = client
+            .route_live("late", "/live", Duration::ZERO, false)
+            .await
+            .unwrap();
+        assert!(connected);
+        wait_for(&mut updates, Duration::from_secs(5), started("late")).await;
+        let (code, message) = refused(
+            client
+                .route_live("again", "/live", Duration::ZERO, false)
+                .await,
+        );
+        assert_eq!(code, tonic::Code::AlreadyExists);
+        assert!(message.contains("`late`"), "{message}");
+
+        // Stop takes it off at once and hangs up on the client.
+        client.stop("late").await.unwrap();
+        wait_for(&mut updates, Duration::from_secs(5), ended("late")).await;
+        wait_for(&mut updates, Duration::from_secs(10), |u| {
+            matches!(u, Update::LiveDisconnected(d) if d.mount == "/live").then_some(())
+        })
+        .await;
+        let status = exited(&mut source, Duration::from_secs(10)).await;
+        assert!(!status.success(), "ffmpeg should have lost its connection");
+        engine.shut_down().await;
+    });
+}
+
+#[test]
+fn live_credentials_and_routes_are_checked() {
+    let d = dir("live-refused");
+    let (listener, mounts, port) = live_endpoint();
+    runtime().block_on(async {
+        let engine = InProcess::start_with(
+            &d,
+            Listen::Unix(d.join("e.sock")),
+            None,
+            None,
+            Some((listener, mounts)),
+        )
+        .await;
+        let mut client = EngineClient::connect(&engine.listen, None).await.unwrap();
+        let mut updates = client.updates().await.unwrap();
+        for password in [live_credential("another-station"), "hackme".to_owned()] {
+            let mut source = dj(port, &password, 440, 2);
+            let r = wait_for(&mut updates, Duration::from_secs(10), |u| match u {
+                Update::LiveRefused(r) => Some(r.clone()),
+                _ => None,
+            })
+            .await;
+            assert!(r.peer.starts_with("127.0.0.1:"), "{r:?}");
+            assert!(!exited(&mut source, Duration::from_secs(10)).await.success());
+        }
+        assert!(client.health().await.unwrap().reply.live.is_empty());
+
+        let (code, message) = refused(
+            client
+                .route_live("x", "/other", Duration::ZERO, false)
+                .await,
+        );
+        assert_eq!(code, tonic::Code::InvalidArgument);
+        assert!(
+            message.contains("/other") && message.contains("/live"),
+            "{message}"
+        );
+        let (code, _) = refused(
+            client
+                .route_live("engine:x", "/live", Duration::ZERO, false)
+                .await,
+        );
+        assert_eq!(code, tonic::Code::InvalidArgument);
+        assert!(
+            !client
+                .route_live("show", "/live", Duration::ZERO, false)
+                .await
+                .unwrap()
+        );
+        let (code, message) = refused(
+            client
+                .route_live("other-show", "/live", Duration::ZERO, false)
+                .await,
+        );
+        assert_eq!(code, tonic::Code::AlreadyExists);
+        assert!(message.contains("`show`"), "{message}");
+        // Stop cancels a waiting route.
+        client.stop("show").await.unwrap();
+        assert!(client.health().await.unwrap().reply.live.is_empty());
+        engine.shut_down().await;
+
+        // An engine without an endpoint says so.
+        let plain = InProcess::start(&d, Listen::Unix(d.join("plain.sock")), None).await;
+        let mut client = EngineClient::connect(&plain.listen, None).await.unwrap();
+        let (code, message) = refused(client.route_live("x", "/live", Duration::ZERO, false).await);
+        assert_eq!(code, tonic::Code::FailedPrecondition);
+        assert!(message.contains("live"), "{message}");
+        plain.shut_down().await;
+    });
+}
+
+#[test]
+fn the_engine_process_takes_live_sources_from_its_config() {
+    let d = dir("live-config");
+    std::fs::write(d.join("live.key"), LIVE_KEY).unwrap();
+    std::fs::write(
+        d.join("engine.yaml"),
+        format!(
+            "listen: unix:{}\nlive:\n  listen: 127.0.0.1:0\n  station: {LIVE_STATION}\n  key_file: {}\n",
+            d.join("e.sock").display(),
+            d.join("live.key").display()
+        ),
+    )
+    .unwrap();
+    let mut engine = Command::new(env!("CARGO_BIN_EXE_grimnir-engine"))
+        .args(["--config", &d.join("engine.yaml").display().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(engine.stdout.take().unwrap()).lines();
+    let mut endpoint = None;
+    let mut listen = None;
+    while listen.is_none() {
+        let line = lines.next().expect("the engine stopped").unwrap();
+        if let Some(addr) = line.strip_prefix("live source endpoint on ") {
+            endpoint = Some(addr.parse::<std::net::SocketAddr>().unwrap());
+        }
+        listen = line
+            .strip_prefix("listening on ")
+            .map(|a| Listen::parse(a).unwrap());
+    }
+    let port = endpoint.expect("no live endpoint line").port();
+    runtime().block_on(async {
+        let mut client = EngineClient::connect(&listen.unwrap(), None).await.unwrap();
+        let mut updates = client.updates().await.unwrap();
+        let mut source = dj(port, &live_credential(LIVE_STATION), 440, 20);
+        let c = wait_for(&mut updates, Duration::from_secs(10), live_connected).await;
+        assert_eq!(c.mount, "/live");
+        assert!(
+            client
+                .route_live("show", "/live", Duration::ZERO, true)
+                .await
+                .unwrap()
+        );
+        wait_for(&mut updates, Duration::from_secs(5), started("show")).await;
+        let _ = source.kill();
+        let _ = source.wait();
+    });
+    let _ = engine.kill();
+    let _ = engine.wait();
 }

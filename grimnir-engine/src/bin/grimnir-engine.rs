@@ -6,13 +6,16 @@
 //!     --fallback /media/fallback/loop.mp3
 //! ```
 //!
-//! Flags override the file. It prints `listening on ADDRESS` on standard output once it
-//! serves, and stops cleanly (what is mixed is written) on SIGINT or SIGTERM.
+//! Flags override the file. It prints `live source endpoint on ADDRESS` (when the file has a
+//! `live` section) and `listening on ADDRESS` on standard output once it serves, and stops
+//! cleanly (what is mixed is written) on SIGINT or SIGTERM.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use grimnir_engine::input::icecast::SourceListener;
 use grimnir_engine::process::config::{EngineConfig, OutputFile};
 use grimnir_engine::process::server::{Bound, EngineServer};
 
@@ -86,7 +89,21 @@ fn main() -> Result<()> {
         .build()?;
     // Bind first: an address in use is refused before anything goes on air.
     let bound = runtime.block_on(async { Bound::bind(&loaded.listen) })?;
-    let server = EngineServer::start(loaded.station, loaded.fallback)?;
+    // The live endpoint binds before anything goes on air, too.
+    let live = match loaded.live {
+        Some(live) => {
+            let mounts = live.credentials.mounts().to_vec();
+            let listener =
+                SourceListener::bind(live.listen, live.config, Arc::new(live.credentials))?;
+            Some((listener, mounts))
+        }
+        None => None,
+    };
+    let mut server = EngineServer::start(loaded.station, loaded.fallback)?;
+    if let Some((listener, mounts)) = live {
+        println!("live source endpoint on {}", listener.local_addr());
+        server.attach_live(listener, mounts)?;
+    }
     println!("listening on {}", bound.listen());
     let served = runtime.block_on(server.serve(bound, loaded.token.as_deref(), shutdown_signal()));
     server.stop();

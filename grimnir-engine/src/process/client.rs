@@ -247,6 +247,27 @@ impl EngineClient {
             .received_ns)
     }
 
+    /// Routes the live source on `mount` to air as item `id`, at once if a source client is
+    /// connected there (returns `true`), else as soon as one connects. With `take_air`, the
+    /// items on air fade out over `fade_in` as it comes in.
+    pub async fn route_live(
+        &mut self,
+        id: &str,
+        mount: &str,
+        fade_in: Duration,
+        take_air: bool,
+    ) -> Result<bool, ClientError> {
+        let request = proto::RouteLiveRequest {
+            id: id.to_owned(),
+            mount: mount.to_owned(),
+            fade_in_ns: i64::try_from(fade_in.as_nanos()).unwrap_or(i64::MAX),
+            take_air,
+            title: String::new(),
+            artist: String::new(),
+        };
+        Ok(timed(self.inner.route_live(request)).await?.connected)
+    }
+
     /// The engine's health, clock mapping and what it holds.
     pub async fn health(&mut self) -> Result<Health, ClientError> {
         let reply = timed(self.inner.health(proto::HealthRequest {})).await?;

@@ -14,7 +14,16 @@
 //!   - { name: main, type: icecast, encoding: "mp3:128", host: 127.0.0.1, port: 8000,
 //!       mount: /live.mp3, password: hackme }
 //!   - { name: hls, type: hls, encoding: "aac:128", dir: /var/www/hls/wgmr }
+//! live:                                 # optional: the Icecast source endpoint for DJs
+//!   listen: 0.0.0.0:8010
+//!   mounts: [/live]                     # optional, default [/live]
+//!   station: 7f9c…                      # the station id live credentials must name
+//!   key_file: /etc/grimnir/live.key     # the key the server signs live credentials with
 //! ```
+//!
+//! A DJ's source client gives a live credential (the JWT `POST /stations/{id}/live/authorize`
+//! returns) as its password; the engine checks its signature, expiry, audience and purpose,
+//! and that it names this station.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,6 +32,8 @@ use grimnir_dsp::DspGraph;
 use serde::Deserialize;
 
 use crate::encode::Encoding;
+use crate::input::LiveConfig;
+use crate::input::icecast::{Authenticator, Credentials};
 use crate::output::hls::{Hls, HlsConfig};
 use crate::output::icecast::{Icecast, IcecastConfig};
 use crate::output::record::{RecordConfig, Recorder};
@@ -147,6 +158,115 @@ pub struct EngineConfig {
     /// The outputs.
     #[serde(default)]
     pub outputs: Vec<OutputFile>,
+    /// The live source endpoint.
+    #[serde(default)]
+    pub live: Option<LiveFile>,
+}
+
+/// The live source endpoint as written in the file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct LiveFile {
+    /// `HOST:PORT` the endpoint listens on (port 0: the system chooses).
+    pub listen: String,
+    /// The mounts offered (default `/live`).
+    #[serde(default)]
+    pub mounts: Option<Vec<String>>,
+    /// The station live credentials must name.
+    pub station: String,
+    /// A file holding the key live credentials are signed with (HS256, 32 bytes or more).
+    pub key_file: PathBuf,
+}
+
+/// The audience of a live credential.
+pub const LIVE_AUDIENCE: &str = "grimnir-live-source";
+/// The purpose of a live credential.
+pub const LIVE_PURPOSE: &str = "live_source";
+/// The issuer of live credentials.
+pub const LIVE_ISSUER: &str = "grimnir";
+
+/// What a live credential says.
+#[derive(Debug, Deserialize)]
+struct LiveClaims {
+    station: String,
+    purpose: String,
+}
+
+/// Checks source clients' live credentials: HS256 JWTs signed with the station's live key,
+/// given as the password.
+pub struct LiveCredentials {
+    key: jsonwebtoken::DecodingKey,
+    validation: jsonwebtoken::Validation,
+    station: String,
+    mounts: Vec<String>,
+}
+
+impl std::fmt::Debug for LiveCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveCredentials")
+            .field("station", &self.station)
+            .field("mounts", &self.mounts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveCredentials {
+    /// Accepts credentials for `station` at `mounts`, signed with `key`.
+    pub fn new(key: &[u8], station: impl Into<String>, mounts: Vec<String>) -> LiveCredentials {
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_audience(&[LIVE_AUDIENCE]);
+        validation.set_issuer(&[LIVE_ISSUER]);
+        validation.set_required_spec_claims(&["exp", "aud", "iss"]);
+        validation.leeway = 5;
+        LiveCredentials {
+            key: jsonwebtoken::DecodingKey::from_secret(key),
+            validation,
+            station: station.into(),
+            mounts,
+        }
+    }
+
+    /// Whether `password` is a live credential for this station, still valid.
+    pub fn check(&self, password: &str) -> Result<(), String> {
+        let data = jsonwebtoken::decode::<LiveClaims>(password, &self.key, &self.validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    "the live credential has expired".to_owned()
+                }
+                _ => "not a live credential for this engine".to_owned(),
+            })?;
+        if data.claims.purpose != LIVE_PURPOSE {
+            return Err("not a live credential".into());
+        }
+        if data.claims.station != self.station {
+            return Err("the live credential is for another station".into());
+        }
+        Ok(())
+    }
+
+    /// The mounts offered.
+    pub fn mounts(&self) -> &[String] {
+        &self.mounts
+    }
+}
+
+impl Authenticator for LiveCredentials {
+    fn allows(&self, credentials: &Credentials) -> bool {
+        self.mounts.contains(&credentials.mount) && self.check(&credentials.password).is_ok()
+    }
+}
+
+/// The live source endpoint, read and checked.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct LiveLoaded {
+    /// Where it listens.
+    pub listen: std::net::SocketAddr,
+    /// How live input is decoded and buffered.
+    pub config: LiveConfig,
+    /// Who may stream.
+    pub credentials: LiveCredentials,
 }
 
 /// Everything the engine process needs to start, read and checked.
@@ -161,6 +281,8 @@ pub struct Loaded {
     pub station: StationConfig,
     /// The fallback audio, if any.
     pub fallback: Option<PathBuf>,
+    /// The live source endpoint, if any.
+    pub live: Option<LiveLoaded>,
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -323,6 +445,10 @@ impl EngineConfig {
                 }
             };
         }
+        let live = match self.live {
+            Some(live) => Some(load_live(live, &station)?),
+            None => None,
+        };
         if token.is_none() && !listen.is_local() {
             return Err(ConfigError::Invalid {
                 field: "listen".into(),
@@ -337,8 +463,54 @@ impl EngineConfig {
             token,
             station,
             fallback: self.fallback,
+            live,
         })
     }
+}
+
+fn load_live(live: LiveFile, station: &StationConfig) -> Result<LiveLoaded, ConfigError> {
+    let invalid = |field: &str, reason: String| ConfigError::Invalid {
+        field: format!("live.{field}"),
+        reason,
+    };
+    let listen = live
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .map_err(|_| invalid("listen", format!("`{}` is not IP:PORT", live.listen)))?;
+    let mounts = live.mounts.unwrap_or_else(|| vec!["/live".to_owned()]);
+    if mounts.is_empty() {
+        return Err(invalid("mounts", "give at least one mount".into()));
+    }
+    for (k, mount) in mounts.iter().enumerate() {
+        if !mount.starts_with('/') || mount.len() < 2 || mount.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                &format!("mounts[{k}]"),
+                format!("`{mount}` is not a mount such as /live"),
+            ));
+        }
+    }
+    if live.station.trim().is_empty() {
+        return Err(invalid("station", "empty".into()));
+    }
+    let key = std::fs::read(&live.key_file).map_err(|e| ConfigError::Read {
+        path: live.key_file.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let key = key.trim_ascii();
+    if key.len() < 32 {
+        return Err(invalid(
+            "key_file",
+            format!(
+                "{}: the key must be at least 32 bytes",
+                live.key_file.display()
+            ),
+        ));
+    }
+    Ok(LiveLoaded {
+        listen,
+        config: LiveConfig::new(station.rate, station.channels),
+        credentials: LiveCredentials::new(key, live.station, mounts),
+    })
 }
 
 #[cfg(test)]
@@ -368,5 +540,105 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("rat"), "{e}");
+    }
+
+    fn credential(key: &[u8], station: &str, purpose: &str, exp: i64) -> String {
+        let claims = serde_json::json!({
+            "iss": LIVE_ISSUER, "aud": LIVE_AUDIENCE, "sub": "dj-1", "station": station,
+            "mount": "m", "purpose": purpose, "iat": 0, "exp": exp, "jti": "j",
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(key),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn live_credentials_are_checked_for_signature_station_purpose_and_expiry() {
+        let key = [7u8; 32];
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let later = i64::try_from(now).unwrap() + 300;
+        let live = LiveCredentials::new(&key, "st-1", vec!["/live".into()]);
+        assert!(
+            live.check(&credential(&key, "st-1", LIVE_PURPOSE, later))
+                .is_ok()
+        );
+        let e = live.check(&credential(&key, "st-2", LIVE_PURPOSE, later));
+        assert!(e.unwrap_err().contains("another station"));
+        assert!(
+            live.check(&credential(&key, "st-1", "access", later))
+                .is_err()
+        );
+        let e = live.check(&credential(&key, "st-1", LIVE_PURPOSE, later - 600));
+        assert!(e.unwrap_err().contains("expired"));
+        assert!(
+            live.check(&credential(&[8u8; 32], "st-1", LIVE_PURPOSE, later))
+                .is_err()
+        );
+        assert!(live.check("hackme").is_err());
+        let ok = Credentials {
+            mount: "/live".into(),
+            user: "source".into(),
+            password: credential(&key, "st-1", LIVE_PURPOSE, later),
+        };
+        assert!(live.allows(&ok));
+        let elsewhere = Credentials {
+            mount: "/other".into(),
+            ..ok
+        };
+        assert!(!live.allows(&elsewhere));
+    }
+
+    #[test]
+    fn the_live_section_is_checked() {
+        let dir = std::env::temp_dir().join(format!("grimnir-live-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let short = dir.join("short.key");
+        std::fs::write(&short, "too short\n").unwrap();
+        let good = dir.join("good.key");
+        std::fs::write(&good, "0123456789abcdef0123456789abcdef\n").unwrap();
+        let load = |live: String| {
+            EngineConfig::parse(&format!("listen: 127.0.0.1:0\nlive: {live}\n"), "t.yaml")
+                .unwrap()
+                .load()
+        };
+        let e = load(format!(
+            "{{ listen: 127.0.0.1:0, station: s, key_file: {} }}",
+            short.display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("live.key_file") && e.contains("32 bytes"),
+            "{e}"
+        );
+        let e = load(format!(
+            "{{ listen: 127.0.0.1:0, station: s, key_file: {}, mounts: [live] }}",
+            good.display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("live.mounts[0]"), "{e}");
+        let e = load(format!(
+            "{{ listen: nowhere, station: s, key_file: {} }}",
+            good.display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("live.listen"), "{e}");
+        let loaded = load(format!(
+            "{{ listen: 127.0.0.1:0, station: s, key_file: {} }}",
+            good.display()
+        ))
+        .unwrap();
+        let live = loaded.live.unwrap();
+        assert_eq!(live.credentials.mounts(), ["/live".to_owned()]);
+        assert_eq!(live.config.rate, 48_000);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, UnixListenerStre
 use tonic::{Request, Response, Status};
 
 use super::proto;
+use crate::input::icecast::{ListenerEvent, LiveConnection, SourceListener};
 use crate::mix::Curve;
 use crate::output::{NowPlaying, OutputHealth, OutputState};
 use crate::render::Item;
@@ -37,6 +39,12 @@ const FALLBACK_GRACE_NS: i64 = 1_000_000_000;
 const FALLBACK_RETRY: Duration = Duration::from_secs(10);
 /// How long the fallback takes to fade out under an item that starts.
 const FALLBACK_FADE: f64 = 0.5;
+/// How long a live source that connects while a route waits may buffer before it goes on
+/// air (its jitter buffer's target depth comes first, so the fade-in is not spent on
+/// silence).
+const LIVE_READY: Duration = Duration::from_secs(2);
+/// How often the live endpoint's thread looks for connections and events.
+const LIVE_POLL: Duration = Duration::from_millis(50);
 /// Updates a slow subscriber may fall behind by before it loses some.
 const UPDATE_BACKLOG: usize = 256;
 
@@ -183,6 +191,20 @@ struct Book {
     fallback: Option<u64>,
     fallback_failed: Option<Instant>,
     outputs: Vec<proto::OutputHealth>,
+    live: LiveBook,
+}
+
+/// The live source endpoint's state.
+#[derive(Debug, Default)]
+struct LiveBook {
+    /// The mounts offered; empty without an endpoint.
+    mounts: Vec<String>,
+    /// Source clients connected and not routed, by mount.
+    standby: HashMap<String, LiveConnection>,
+    /// Routes waiting for a source client, by mount.
+    routes: HashMap<String, proto::RouteLiveRequest>,
+    /// Mounts whose client is on air: (the live item's id, who).
+    routed: HashMap<String, (String, String)>,
 }
 
 impl Book {
@@ -373,6 +395,156 @@ impl Core {
     }
 }
 
+impl Core {
+    /// A source client passed its credential: it goes on air if a route waits for it, else
+    /// it stands by.
+    fn live_connected(&self, connection: LiveConnection) {
+        let waiting = lock(&self.book).live.routes.contains_key(&connection.mount);
+        if waiting {
+            // Outside the lock: let its buffer fill so the fade-in is heard.
+            connection.source.wait_ready(LIVE_READY);
+        }
+        let mut book = lock(&self.book);
+        let update = proto::LiveConnected {
+            mount: connection.mount.clone(),
+            user: connection.user.clone(),
+            name: connection.name.clone().unwrap_or_default(),
+            peer: connection.peer.to_string(),
+            routed_id: String::new(),
+        };
+        let update = match book.live.routes.remove(&connection.mount) {
+            Some(route) => {
+                let id = route.id.clone();
+                match self.route(&mut book, connection, &route) {
+                    Ok(()) => proto::LiveConnected {
+                        routed_id: id,
+                        ..update
+                    },
+                    Err(e) => {
+                        drop(book);
+                        self.publish(proto::station_update::Update::Warning(proto::Warning {
+                            message: format!("live item `{id}`: {}", e.message()),
+                        }));
+                        return;
+                    }
+                }
+            }
+            None => {
+                // A client that reconnects replaces its old, dead connection.
+                book.live
+                    .standby
+                    .insert(connection.mount.clone(), connection);
+                update
+            }
+        };
+        drop(book);
+        self.publish(proto::station_update::Update::LiveConnected(update));
+    }
+
+    /// Puts a connected source client on air as the route's item.
+    fn route(
+        &self,
+        book: &mut Book,
+        connection: LiveConnection,
+        route: &proto::RouteLiveRequest,
+    ) -> Result<(), Status> {
+        let now = self.clock_ns();
+        let fade = seconds(route.fade_in_ns);
+        let meta = if route.title.is_empty() {
+            connection.name.clone().map(|title| NowPlaying {
+                artist: None,
+                title,
+            })
+        } else {
+            Some(NowPlaying {
+                artist: (!route.artist.is_empty()).then(|| route.artist.clone()),
+                title: route.title.clone(),
+            })
+        };
+        let number = book.number(&route.id);
+        let mount = connection.mount.clone();
+        let user = connection.user.clone();
+        let played = self.with_station(|s| {
+            s.play_live(number, Box::new(connection.source), meta, fade)?;
+            if route.take_air {
+                let others = book
+                    .held
+                    .values()
+                    .filter(|h| h.on_air && !h.emergency)
+                    .map(|h| h.number)
+                    .chain(book.fallback);
+                for other in others {
+                    s.fade_out(other, seconds(now), fade.max(0.005))?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = played {
+            book.names.remove(&number);
+            return Err(e);
+        }
+        book.held.insert(
+            route.id.clone(),
+            Held {
+                number,
+                item: proto::Item {
+                    id: route.id.clone(),
+                    media: format!("live:{mount}"),
+                    fade_in_ns: route.fade_in_ns,
+                    title: route.title.clone(),
+                    artist: route.artist.clone(),
+                    ..proto::Item::default()
+                },
+                at_ns: now,
+                on_air: false,
+                emergency: false,
+            },
+        );
+        book.live.routed.insert(mount, (route.id.clone(), user));
+        Ok(())
+    }
+
+    fn listener_event(&self, event: ListenerEvent) {
+        let update = match event {
+            ListenerEvent::Refused { peer, reason } => {
+                proto::station_update::Update::LiveRefused(proto::LiveRefused {
+                    peer: peer.to_string(),
+                    reason,
+                })
+            }
+            ListenerEvent::Ended { mount, reason, .. } => {
+                let mut book = lock(&self.book);
+                book.live.routed.remove(&mount);
+                book.live.standby.remove(&mount);
+                drop(book);
+                proto::station_update::Update::LiveDisconnected(proto::LiveDisconnected {
+                    mount,
+                    reason: reason.unwrap_or_default(),
+                })
+            }
+        };
+        self.publish(update);
+    }
+
+    fn publish(&self, update: proto::station_update::Update) {
+        let _ = self.updates.send(proto::StationUpdate {
+            update: Some(update),
+        });
+    }
+}
+
+/// The live endpoint's thread: connections in, events out, until `stop`.
+fn live_loop(core: &Core, listener: &SourceListener, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(connection) = listener.accept(LIVE_POLL) {
+            core.live_connected(connection);
+        }
+        for event in listener.events() {
+            core.listener_event(event);
+        }
+    }
+}
+
 fn output_health(h: &OutputHealth) -> proto::OutputHealth {
     proto::OutputHealth {
         name: h.name.clone(),
@@ -390,11 +562,8 @@ fn output_health(h: &OutputHealth) -> proto::OutputHealth {
     }
 }
 
-/// An item as the controller sent it, checked and made playable.
-fn playable(item: Option<&proto::Item>, at_ns: i64) -> Result<(proto::Item, Item), Status> {
-    let item = item.ok_or_else(|| Status::invalid_argument("item: missing"))?;
-    let id = &item.id;
-    let bad = |what: String| Status::invalid_argument(format!("item `{id}`: {what}"));
+/// Checks a controller's item id.
+fn check_id(id: &str) -> Result<(), Status> {
     if id.is_empty() {
         return Err(Status::invalid_argument("item: the id is empty"));
     }
@@ -404,10 +573,19 @@ fn playable(item: Option<&proto::Item>, at_ns: i64) -> Result<(proto::Item, Item
         ));
     }
     if id.starts_with(ENGINE_PREFIX) {
-        return Err(bad(format!(
-            "ids starting with `{ENGINE_PREFIX}` are the engine's"
+        return Err(Status::invalid_argument(format!(
+            "item `{id}`: ids starting with `{ENGINE_PREFIX}` are the engine's"
         )));
     }
+    Ok(())
+}
+
+/// An item as the controller sent it, checked and made playable.
+fn playable(item: Option<&proto::Item>, at_ns: i64) -> Result<(proto::Item, Item), Status> {
+    let item = item.ok_or_else(|| Status::invalid_argument("item: missing"))?;
+    let id = &item.id;
+    let bad = |what: String| Status::invalid_argument(format!("item `{id}`: {what}"));
+    check_id(id)?;
     let path = if item.media.starts_with("file://") {
         gst::glib::filename_from_uri(&item.media)
             .map(|(path, _)| path)
@@ -478,6 +656,7 @@ fn unknown(id: &str) -> Status {
 pub struct EngineServer {
     core: Arc<Core>,
     events: Option<std::thread::JoinHandle<()>>,
+    live: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
 impl std::fmt::Debug for EngineServer {
@@ -519,7 +698,42 @@ impl EngineServer {
         Ok(EngineServer {
             core,
             events: Some(events),
+            live: None,
         })
+    }
+
+    /// Takes DJs' live sources from `listener` (an Icecast source endpoint offering
+    /// `mounts`): each connection that passes the listener's credential check stands by
+    /// until RouteLive puts it on air (or goes on air at once when a route waits for it).
+    /// Replaces an endpoint attached before.
+    pub fn attach_live(
+        &mut self,
+        listener: SourceListener,
+        mounts: Vec<String>,
+    ) -> Result<(), ServeError> {
+        self.detach_live();
+        lock(&self.core.book).live.mounts = mounts;
+        let stop = Arc::new(AtomicBool::new(false));
+        let core = Arc::clone(&self.core);
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("engine-live".into())
+            .spawn(move || live_loop(&core, &listener, &flag))
+            .map_err(|e| {
+                crate::EngineError::Pipeline(format!("cannot start the live thread: {e}"))
+            })?;
+        self.live = Some((stop, thread));
+        Ok(())
+    }
+
+    fn detach_live(&mut self) {
+        if let Some((stop, thread)) = self.live.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = thread.join();
+        }
+        let mut book = lock(&self.core.book);
+        book.live.standby.clear();
+        book.live.routes.clear();
     }
 
     /// The gRPC service, for serving on a listener of your own. With a token, every call
@@ -582,6 +796,7 @@ impl EngineServer {
     }
 
     fn shut_down(&mut self) {
+        self.detach_live();
         let station = lock(&self.core.station).take();
         if let Some(station) = station {
             station.stop();
@@ -753,11 +968,22 @@ impl proto::engine_server::Engine for Service {
         let mut book = lock(&self.core.book);
         match request.into_inner().target {
             Some(proto::stop_request::Target::Id(id)) => {
+                if let Some(mount) = book
+                    .live
+                    .routes
+                    .iter()
+                    .find(|(_, r)| r.id == id)
+                    .map(|(m, _)| m.clone())
+                {
+                    book.live.routes.remove(&mount);
+                    return Ok(Response::new(proto::StopReply {}));
+                }
                 let held = book.held.remove(&id).ok_or_else(|| unknown(&id))?;
                 self.core.with_station(|s| s.stop_item(held.number))?;
             }
             Some(proto::stop_request::Target::All(true)) => {
                 book.held.clear();
+                book.live.routes.clear();
                 book.fallback = None;
                 self.core.with_station(Station::stop_all)?;
             }
@@ -824,6 +1050,60 @@ impl proto::engine_server::Engine for Service {
         Ok(Response::new(proto::InsertEmergencyReply { received_ns }))
     }
 
+    async fn route_live(
+        &self,
+        request: Request<proto::RouteLiveRequest>,
+    ) -> Result<Response<proto::RouteLiveReply>, Status> {
+        let route = request.into_inner();
+        check_id(&route.id)?;
+        if route.fade_in_ns < 0 {
+            return Err(Status::invalid_argument(format!(
+                "live item `{}`: fade_in_ns cannot be negative",
+                route.id
+            )));
+        }
+        let mut book = lock(&self.core.book);
+        if book.live.mounts.is_empty() {
+            return Err(Status::failed_precondition(
+                "this engine has no live source endpoint (the `live` section of its config)",
+            ));
+        }
+        if !book.live.mounts.contains(&route.mount) {
+            return Err(Status::invalid_argument(format!(
+                "mount `{}` is not offered; the endpoint offers {}",
+                route.mount,
+                book.live.mounts.join(", ")
+            )));
+        }
+        if book.held.contains_key(&route.id) || book.live.routes.values().any(|r| r.id == route.id)
+        {
+            return Err(in_use(&route.id));
+        }
+        if let Some(other) = book.live.routes.get(&route.mount) {
+            return Err(Status::already_exists(format!(
+                "live item `{}` already waits for mount {}: stop it first",
+                other.id, route.mount
+            )));
+        }
+        if let Some((other, _)) = book.live.routed.get(&route.mount) {
+            return Err(Status::already_exists(format!(
+                "mount {} is on air as live item `{other}`: stop it first",
+                route.mount
+            )));
+        }
+        let connected = match book.live.standby.remove(&route.mount) {
+            Some(connection) => {
+                self.core.route(&mut book, connection, &route)?;
+                true
+            }
+            None => {
+                book.live.routes.insert(route.mount.clone(), route);
+                false
+            }
+        };
+        Ok(Response::new(proto::RouteLiveReply { connected }))
+    }
+
     type StreamTelemetryStream = Updates;
 
     async fn stream_telemetry(
@@ -878,6 +1158,32 @@ impl proto::engine_server::Engine for Service {
             })
             .collect();
         items.sort_by_key(|h| h.at_ns);
+        let live = &book.live;
+        let mut inputs: Vec<proto::LiveInput> = live
+            .mounts
+            .iter()
+            .filter_map(|mount| {
+                let standby = live.standby.get(mount);
+                let routed = live.routed.get(mount);
+                let waiting = live.routes.get(mount);
+                if standby.is_none() && routed.is_none() && waiting.is_none() {
+                    return None;
+                }
+                Some(proto::LiveInput {
+                    mount: mount.clone(),
+                    connected: standby.is_some() || routed.is_some(),
+                    user: standby
+                        .map(|c| c.user.clone())
+                        .or_else(|| routed.map(|(_, u)| u.clone()))
+                        .unwrap_or_default(),
+                    routed_id: routed
+                        .map(|(id, _)| id.clone())
+                        .or_else(|| waiting.map(|r| r.id.clone()))
+                        .unwrap_or_default(),
+                })
+            })
+            .collect();
+        inputs.sort_by(|a, b| a.mount.cmp(&b.mount));
         Ok(Response::new(proto::HealthReply {
             station_ns,
             unix_ns,
@@ -888,6 +1194,7 @@ impl proto::engine_server::Engine for Service {
             fallback: book.fallback.is_some(),
             items,
             outputs: book.outputs.clone(),
+            live: inputs,
         }))
     }
 }
