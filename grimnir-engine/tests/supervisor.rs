@@ -3,6 +3,8 @@
 #![cfg(feature = "process")]
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+#[path = "common/live.rs"]
+mod live;
 #[path = "common/media.rs"]
 mod media;
 
@@ -204,4 +206,89 @@ fn a_killed_engine_is_replaced_and_the_track_resumes_at_its_position() {
         (f - f64::from(step)).abs() < 15.0,
         "{f} Hz, expected {step}"
     );
+}
+
+#[test]
+fn a_live_route_survives_a_crash_and_the_reconnecting_dj_goes_back_on_air() {
+    let d = std::env::temp_dir().join(format!("grimnir-supervisor-live-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    // A fixed port: the DJ's client reconnects to the same address after the crash.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(d.join("live.key"), live::LIVE_KEY).unwrap();
+    std::fs::write(
+        d.join("engine.yaml"),
+        format!(
+            "listen: unix:{}\nlive:\n  listen: 127.0.0.1:{port}\n  station: {}\n  key_file: {}\n",
+            d.join("engine.sock").display(),
+            live::LIVE_STATION,
+            d.join("live.key").display()
+        ),
+    )
+    .unwrap();
+    let config = SupervisorConfig::new(
+        env!("CARGO_BIN_EXE_grimnir-engine"),
+        vec!["--config".into(), d.join("engine.yaml").into_os_string()],
+        Listen::Unix(d.join("engine.sock")),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let supervisor = Supervisor::start(config).await.unwrap();
+        let mut events = supervisor.events();
+        let connected = supervisor
+            .route_live("show", "/live", Duration::from_millis(100), true)
+            .await
+            .unwrap();
+        assert!(!connected);
+        let old = supervisor.pid().await;
+        let status = std::process::Command::new("kill")
+            .args(["-9", &old.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        next_event(&mut events, Duration::from_secs(20), |e| {
+            matches!(e, SupervisorEvent::Restarted { .. })
+        })
+        .await;
+        // The new engine waits for the DJ on the same route.
+        let mut client = supervisor.client().await;
+        let live_inputs = client.health().await.unwrap().reply.live;
+        assert_eq!(live_inputs.len(), 1, "{live_inputs:?}");
+        assert_eq!(live_inputs[0].routed_id, "show");
+        let mut source = live::dj(port, &live::live_credential(live::LIVE_STATION), 440, 20);
+        next_event(
+            &mut events,
+            Duration::from_secs(15),
+            |e| matches!(e, SupervisorEvent::Update(Update::Started(s)) if s.id == "show"),
+        )
+        .await;
+        let _ = source.kill();
+        let _ = source.wait();
+        // The DJ left: the route is spent, and a later crash does not bring it back.
+        next_event(
+            &mut events,
+            Duration::from_secs(10),
+            |e| matches!(e, SupervisorEvent::Update(Update::Ended(s)) if s.id == "show"),
+        )
+        .await;
+        let old = supervisor.pid().await;
+        std::process::Command::new("kill")
+            .args(["-9", &old.to_string()])
+            .status()
+            .unwrap();
+        next_event(&mut events, Duration::from_secs(20), |e| {
+            matches!(e, SupervisorEvent::Restarted { .. })
+        })
+        .await;
+        let mut client = supervisor.client().await;
+        assert!(client.health().await.unwrap().reply.live.is_empty());
+    });
 }

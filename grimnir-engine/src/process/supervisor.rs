@@ -114,6 +114,9 @@ struct Entry {
 struct Ledger {
     graph: Option<String>,
     entries: HashMap<String, Entry>,
+    /// Live routes by item id, until their item ends or is stopped: a crash hangs up on the
+    /// DJ, whose client reconnects to the new engine and goes back on air.
+    routes: HashMap<String, (String, Duration, bool)>,
 }
 
 #[derive(Debug)]
@@ -266,12 +269,33 @@ impl Supervisor {
         Ok(result.map(|_| ())?)
     }
 
+    /// Routes the live source on `mount` to air as item `id` (see
+    /// [`EngineClient::route_live`]); after a restart the route is made again, so a DJ whose
+    /// client reconnects goes back on air. Returns whether a source client was connected.
+    pub async fn route_live(
+        &self,
+        id: &str,
+        mount: &str,
+        fade_in: Duration,
+        take_air: bool,
+    ) -> Result<bool, SupervisorError> {
+        let mut live = self.live.lock().await;
+        let result = live.client.route_live(id, mount, fade_in, take_air).await;
+        if kept(&result) {
+            live.ledger
+                .routes
+                .insert(id.to_owned(), (mount.to_owned(), fade_in, take_air));
+        }
+        Ok(result?)
+    }
+
     /// Stops one item.
     pub async fn stop(&self, id: &str) -> Result<(), SupervisorError> {
         let mut live = self.live.lock().await;
         let result = live.client.stop(id).await;
         if kept(&result) {
             live.ledger.entries.remove(id);
+            live.ledger.routes.remove(id);
         }
         Ok(result?)
     }
@@ -282,6 +306,7 @@ impl Supervisor {
         let result = live.client.stop_all().await;
         if kept(&result) {
             live.ledger.entries.clear();
+            live.ledger.routes.clear();
         }
         Ok(result?)
     }
@@ -434,9 +459,11 @@ fn record(live: &mut Live, update: &Update) {
         }
         Update::Ended(e) => {
             live.ledger.entries.remove(&e.id);
+            live.ledger.routes.remove(&e.id);
         }
         Update::Failed(f) => {
             live.ledger.entries.remove(&f.id);
+            live.ledger.routes.remove(&f.id);
         }
         _ => {}
     }
@@ -485,6 +512,15 @@ async fn replay(live: &mut Live) {
     }
     if !queue.is_empty() {
         let _ = live.client.queue(queue, false).await;
+    }
+    let routes: Vec<(String, (String, Duration, bool))> = live
+        .ledger
+        .routes
+        .iter()
+        .map(|(id, r)| (id.clone(), r.clone()))
+        .collect();
+    for (id, (mount, fade_in, take_air)) in routes {
+        let _ = live.client.route_live(&id, &mount, fade_in, take_air).await;
     }
     for (id, at, length) in fades {
         let at = live.clock.station_ns(at);
