@@ -42,6 +42,11 @@ pub struct Item {
     pub lufs: Option<f64>,
     /// What outputs announce while it is on air (live playout).
     pub meta: Option<NowPlaying>,
+    /// A webstream instead of a file (live playout only): these HTTP/ICY URLs, the primary
+    /// first and its fallbacks in order ([`crate::input::webstream`]); `path` is not read.
+    /// It plays `cue_out - cue_in` seconds (so a resumed webstream plays the rest of its
+    /// slot), or without a `cue_out` until stopped or until every URL fails.
+    pub webstream: Option<Vec<String>>,
 }
 
 impl Item {
@@ -57,7 +62,15 @@ impl Item {
             curve: Curve::EqualPower,
             lufs: None,
             meta: None,
+            webstream: None,
         }
+    }
+
+    /// A webstream item at `start` seconds: `urls` are the primary and its fallbacks.
+    pub fn webstream(urls: Vec<String>, start: f64) -> Item {
+        let mut item = Item::new(PathBuf::new(), start);
+        item.webstream = Some(urls);
+        item
     }
 }
 
@@ -315,6 +328,13 @@ pub fn render(
         let horizon = mixer.position() + 2 * BLOCK as u64;
         while next < items.len() && seconds(items[next].start) < horizon {
             let item = &items[next];
+            if item.webstream.is_some() {
+                report
+                    .problems
+                    .push((next, "a webstream cannot be rendered offline".into()));
+                next += 1;
+                continue;
+            }
             match Decoder::open(&item.path, rate, CHANNELS, item.cue_in) {
                 Ok(decoder) => {
                     let placement = placement_for(item, rate, target);

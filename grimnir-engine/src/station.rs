@@ -238,6 +238,13 @@ pub enum StationEvent {
     Warning(String),
     /// The periodic report.
     Telemetry(Telemetry),
+    /// A webstream item's health changed.
+    Webstream {
+        /// The item's id.
+        id: u64,
+        /// Its state now.
+        status: crate::input::webstream::WebstreamStatus,
+    },
 }
 
 enum Command {
@@ -623,18 +630,60 @@ enum Slot {
 /// Opens decoders on a thread of its own, so a slow file system never holds up the air.
 struct Loader {
     requests: Sender<(u64, Box<Item>)>,
-    results: Receiver<(u64, Box<Item>, Result<Decoder, EngineError>)>,
+    results: Receiver<(u64, Box<Item>, Opened)>,
+}
+
+/// An item's source, opened.
+type Opened = Result<Box<dyn crate::mix::Source>, EngineError>;
+
+/// Opens an item: its file, or its webstream (whose health changes become events).
+fn open_item(
+    id: u64,
+    item: &Item,
+    rate: u32,
+    channels: usize,
+    events: &SyncSender<StationEvent>,
+) -> Opened {
+    match &item.webstream {
+        Some(urls) => {
+            let config = crate::input::webstream::WebstreamConfig::new(
+                urls.clone(),
+                crate::input::LiveConfig::new(rate, channels),
+            );
+            let events = events.clone();
+            let stream = crate::input::webstream::Webstream::start(
+                config,
+                Box::new(move |status| {
+                    let _ = events.try_send(StationEvent::Webstream {
+                        id,
+                        status: status.clone(),
+                    });
+                }),
+            )?;
+            Ok(Box::new(stream))
+        }
+        None => Ok(Box::new(Decoder::open(
+            &item.path,
+            rate,
+            channels,
+            item.cue_in,
+        )?)),
+    }
 }
 
 impl Loader {
-    fn start(rate: u32, channels: usize) -> Result<Loader, EngineError> {
+    fn start(
+        rate: u32,
+        channels: usize,
+        events: SyncSender<StationEvent>,
+    ) -> Result<Loader, EngineError> {
         let (requests, request_rx) = mpsc::channel::<(u64, Box<Item>)>();
         let (result_tx, results) = mpsc::channel();
         std::thread::Builder::new()
             .name("loader".into())
             .spawn(move || {
                 for (id, item) in request_rx {
-                    let decoder = Decoder::open(&item.path, rate, channels, item.cue_in);
+                    let decoder = open_item(id, &item, rate, channels, &events);
                     if result_tx.send((id, item, decoder)).is_err() {
                         break;
                     }
@@ -743,7 +792,7 @@ struct Playout {
 
 impl Playout {
     fn run(mut self, commands: Receiver<Command>) {
-        let loader = match Loader::start(self.rate, self.channels) {
+        let loader = match Loader::start(self.rate, self.channels, self.events.clone()) {
             Ok(l) => l,
             Err(e) => {
                 self.emit(StationEvent::Warning(e.to_string()));
@@ -1113,7 +1162,7 @@ impl Playout {
         }
     }
 
-    fn opened(&mut self, id: u64, item: Box<Item>, decoder: Result<Decoder, EngineError>) {
+    fn opened(&mut self, id: u64, item: Box<Item>, decoder: Opened) {
         let Some(&start) = self.scheduled_start.get(&id) else {
             return;
         };
@@ -1126,7 +1175,7 @@ impl Playout {
                 let mut placement = placement_for(&item, self.rate, self.target);
                 // Late (the file took long to open): it starts now, from its beginning.
                 placement.start = placement.start.max(self.mixer.position());
-                self.mixer.place(id, placement, Box::new(decoder));
+                self.mixer.place(id, placement, decoder);
                 if let Some((at, frames)) = self.fades.remove(&id) {
                     self.mixer.fade_out(id, at, frames);
                 }

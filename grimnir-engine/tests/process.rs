@@ -5,6 +5,8 @@
 #![cfg(feature = "process")]
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+#[path = "common/http_audio.rs"]
+mod http_audio;
 #[path = "common/live.rs"]
 mod live;
 #[path = "common/media.rs"]
@@ -393,11 +395,21 @@ fn bad_input_is_refused_by_name_and_the_air_goes_on() {
         );
         let (code, message) = refused(
             client
-                .play(item("w", "http://example.invalid/x.mp3"), None)
+                .play(item("w", "ftp://example.invalid/x.mp3"), None)
                 .await,
         );
         assert_eq!(code, tonic::Code::InvalidArgument);
-        assert!(message.contains("http://"), "{message}");
+        assert!(message.contains("ftp://"), "{message}");
+        let mut web = item("w", "http://127.0.0.1:9/a.mp3");
+        web.fallback_urls = vec!["gopher://x".into()];
+        let (code, message) = refused(client.play(web, None).await);
+        assert_eq!(code, tonic::Code::InvalidArgument);
+        assert!(message.contains("gopher://x"), "{message}");
+        let mut file_with_fallbacks = item("f", &a);
+        file_with_fallbacks.fallback_urls = vec!["http://127.0.0.1:9/b.mp3".into()];
+        let (code, message) = refused(client.play(file_with_fallbacks, None).await);
+        assert_eq!(code, tonic::Code::InvalidArgument);
+        assert!(message.contains("fallback_urls"), "{message}");
         let mut cued = item("cue", &a);
         cued.cue_in_ns = 2 * SECOND;
         cued.cue_out_ns = Some(SECOND);
@@ -981,4 +993,56 @@ fn the_engine_process_takes_live_sources_from_its_config() {
     });
     let _ = engine.kill();
     let _ = engine.wait();
+}
+
+// --- Webstreams ---------------------------------------------------------------------------
+
+#[test]
+fn a_webstream_item_fails_over_to_its_fallback_url_and_reports_its_health() {
+    let d = dir("webstream");
+    let mut primary = http_audio::Server::start(http_audio::mp3(&d.join("a.mp3"), 440, 30));
+    let backup = http_audio::Server::start(http_audio::mp3(&d.join("b.mp3"), 660, 30));
+    runtime().block_on(async {
+        let engine = InProcess::start(&d, Listen::Unix(d.join("e.sock")), None).await;
+        let mut client = EngineClient::connect(&engine.listen, None).await.unwrap();
+        let mut updates = client.updates().await.unwrap();
+        let mut relay = item("relay", primary.url());
+        relay.fallback_urls = vec![backup.url()];
+        relay.cue_out_ns = Some(30 * SECOND);
+        client.play(relay, None).await.unwrap();
+        let on = wait_for(&mut updates, Duration::from_secs(10), started("relay")).await;
+        let health = |want: &'static str| {
+            move |u: &Update| match u {
+                Update::Webstream(w) if w.id == "relay" && w.health == want => Some(w.clone()),
+                _ => None,
+            }
+        };
+        wait_for(&mut updates, Duration::from_secs(10), health("healthy")).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        primary.kill();
+        let killed = Instant::now();
+        let degraded = wait_for(&mut updates, Duration::from_secs(10), health("degraded")).await;
+        let took = killed.elapsed();
+        assert_eq!((degraded.url, degraded.switches), (1, 1), "{degraded:?}");
+        assert!(degraded.last_error.contains(&primary.url()), "{degraded:?}");
+        // Some of the fallback on air, for the recording.
+        for _ in 0..3 {
+            wait_for(&mut updates, Duration::from_secs(5), |u| {
+                matches!(u, Update::Telemetry(_)).then_some(())
+            })
+            .await;
+        }
+        let now = client.health().await.unwrap().clock.station_ns;
+        client.stop("relay").await.unwrap();
+        engine.shut_down().await;
+
+        let samples = media::decode(&recording(&d.join("rec")));
+        let on = on.at_ns as f64 / 1e9;
+        let f = frequency(&samples, on + 1.0, 0.5);
+        assert!((f - 440.0).abs() < 10.0, "{f} Hz from the primary");
+        let f = frequency(&samples, now as f64 / 1e9 - 1.0, 0.5);
+        assert!((f - 660.0).abs() < 10.0, "{f} Hz from the fallback");
+        eprintln!("webstream degraded (on its fallback) {took:?} after its primary died");
+    });
+    drop(backup);
 }

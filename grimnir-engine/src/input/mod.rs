@@ -22,6 +22,7 @@
 //! [`LiveConfig::idle_timeout`], once what is buffered has played.
 
 pub mod icecast;
+pub mod webstream;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,13 +105,20 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Buffer> {
     shared.buffer.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// An encoded stream decoded into a jitter buffer: the part a [`LiveSource`] (fed bytes) and
+/// a [`webstream::Webstream`] (reading a URL) share. The pipeline is `HEAD → decodebin →
+/// audioconvert → audioresample → appsink`.
+pub(crate) struct Decoding {
+    config: LiveConfig,
+    shared: Arc<Shared>,
+    pipeline: gst::Pipeline,
+}
+
 /// A live stream being decoded into a jitter buffer, read by the mixer as a [`Source`].
 ///
 /// Feed it the encoded bytes with [`LiveSource::feeder`]; read it from the playout thread.
 pub struct LiveSource {
-    config: LiveConfig,
-    shared: Arc<Shared>,
-    pipeline: gst::Pipeline,
+    decoding: Decoding,
     appsrc: gst_app::AppSrc,
     closed: Arc<AtomicBool>,
 }
@@ -118,7 +126,7 @@ pub struct LiveSource {
 impl std::fmt::Debug for LiveSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveSource")
-            .field("config", &self.config)
+            .field("config", &self.decoding.config)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -128,14 +136,6 @@ impl LiveSource {
     /// A decoder for an encoded stream (its own bytes tell its format), started and waiting
     /// for bytes.
     pub fn start(config: LiveConfig) -> Result<LiveSource, EngineError> {
-        let make = |name: &str| {
-            gst::ElementFactory::make(name)
-                .build()
-                .map_err(|e| EngineError::MissingElement {
-                    element: name.to_owned(),
-                    reason: e.to_string(),
-                })
-        };
         let appsrc = gst_app::AppSrc::builder()
             .is_live(true)
             .stream_type(gst_app::AppStreamType::Stream)
@@ -144,6 +144,71 @@ impl LiveSource {
             .max_bytes(256 * 1024)
             .block(true)
             .build();
+        let decoding = Decoding::start(config, appsrc.upcast_ref())?;
+        Ok(LiveSource {
+            decoding,
+            appsrc,
+            closed: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The writing side: hand it the encoded bytes as they arrive.
+    pub fn feeder(&self) -> Feeder {
+        Feeder {
+            appsrc: self.appsrc.clone(),
+            closed: Arc::clone(&self.closed),
+        }
+    }
+
+    /// Counters and the buffer's depth now.
+    pub fn stats(&self) -> LiveStats {
+        self.decoding.stats()
+    }
+
+    /// Whether the input has ended (closed, or failed) and its buffer has played out.
+    pub fn is_finished(&self) -> bool {
+        self.decoding.is_finished()
+    }
+
+    /// Why the input failed, if it did (a stream that cannot be decoded).
+    pub fn error(&self) -> Option<String> {
+        self.decoding.error()
+    }
+
+    /// Waits up to `timeout` for the buffer to reach its target depth (or the input to end);
+    /// true when it did.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        self.decoding.wait_ready(timeout)
+    }
+}
+
+impl Source for LiveSource {
+    /// Fills `out` from the buffer. While connected it always fills all of `out`, with
+    /// silence where the buffer is refilling; once the input has ended it gives what is left
+    /// and then fewer frames, which ends the item.
+    fn read(&mut self, out: &mut [f32]) -> Result<usize, String> {
+        self.decoding.read(out)
+    }
+}
+
+impl Drop for LiveSource {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Relaxed);
+        let _ = self.appsrc.end_of_stream();
+    }
+}
+
+impl Decoding {
+    /// The pipeline after `head`, which gives the encoded stream, started.
+    pub(crate) fn start(config: LiveConfig, head: &gst::Element) -> Result<Decoding, EngineError> {
+        let make = |name: &str| {
+            gst::ElementFactory::make(name)
+                .build()
+                .map_err(|e| EngineError::MissingElement {
+                    element: name.to_owned(),
+                    reason: e.to_string(),
+                })
+        };
         let decodebin = make("decodebin")?;
         let convert = make("audioconvert")?;
         let resample = make("audioresample")?;
@@ -160,15 +225,9 @@ impl LiveSource {
         let pipeline = gst::Pipeline::new();
         let fail = |e: gst::glib::BoolError| EngineError::Pipeline(e.to_string());
         pipeline
-            .add_many([
-                appsrc.upcast_ref(),
-                &decodebin,
-                &convert,
-                &resample,
-                sink.upcast_ref(),
-            ])
+            .add_many([head, &decodebin, &convert, &resample, sink.upcast_ref()])
             .map_err(fail)?;
-        appsrc.link(&decodebin).map_err(fail)?;
+        head.link(&decodebin).map_err(fail)?;
         gst::Element::link_many([&convert, &resample, sink.upcast_ref()]).map_err(fail)?;
         let convert_weak = convert.downgrade();
         decodebin.connect_pad_added(move |_, pad| {
@@ -241,25 +300,14 @@ impl LiveSource {
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| EngineError::Pipeline(format!("live input: {e}")))?;
-        Ok(LiveSource {
+        Ok(Decoding {
             config,
             shared,
             pipeline,
-            appsrc,
-            closed: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    /// The writing side: hand it the encoded bytes as they arrive.
-    pub fn feeder(&self) -> Feeder {
-        Feeder {
-            appsrc: self.appsrc.clone(),
-            closed: Arc::clone(&self.closed),
-        }
-    }
-
-    /// Counters and the buffer's depth now.
-    pub fn stats(&self) -> LiveStats {
+    pub(crate) fn stats(&self) -> LiveStats {
         let b = lock(&self.shared);
         LiveStats {
             depth: (b.samples.len() / self.config.channels) as u64,
@@ -267,20 +315,27 @@ impl LiveSource {
         }
     }
 
-    /// Whether the input has ended (closed, or failed) and its buffer has played out.
-    pub fn is_finished(&self) -> bool {
+    /// Whether no more audio will come (closed, or failed); some may still be buffered.
+    pub(crate) fn has_ended(&self) -> bool {
+        lock(&self.shared).ended
+    }
+
+    /// Whether the buffer holds its target depth.
+    pub(crate) fn is_ready(&self) -> bool {
+        let target = self.config.frames(self.config.target) * self.config.channels;
+        lock(&self.shared).samples.len() >= target
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
         let b = lock(&self.shared);
         b.ended && b.samples.is_empty()
     }
 
-    /// Why the input failed, if it did (a stream that cannot be decoded).
-    pub fn error(&self) -> Option<String> {
+    pub(crate) fn error(&self) -> Option<String> {
         lock(&self.shared).error.clone()
     }
 
-    /// Waits up to `timeout` for the buffer to reach its target depth (or the input to end);
-    /// true when it did.
-    pub fn wait_ready(&self, timeout: Duration) -> bool {
+    pub(crate) fn wait_ready(&self, timeout: Duration) -> bool {
         let target = self.config.frames(self.config.target) * self.config.channels;
         let deadline = Instant::now() + timeout;
         let mut b = lock(&self.shared);
@@ -298,13 +353,10 @@ impl LiveSource {
         }
         b.samples.len() >= target
     }
-}
 
-impl Source for LiveSource {
-    /// Fills `out` from the buffer. While connected it always fills all of `out`, with
-    /// silence where the buffer is refilling; once the input has ended it gives what is left
-    /// and then fewer frames, which ends the item.
-    fn read(&mut self, out: &mut [f32]) -> Result<usize, String> {
+    /// Fills `out` from the buffer, with silence while it refills; once the input has ended,
+    /// what is left and then fewer frames.
+    pub(crate) fn read(&mut self, out: &mut [f32]) -> Result<usize, String> {
         let ch = self.config.channels;
         let target = self.config.frames(self.config.target) * ch;
         let wanted = out.len() - out.len() % ch;
@@ -341,10 +393,8 @@ impl Source for LiveSource {
     }
 }
 
-impl Drop for LiveSource {
+impl Drop for Decoding {
     fn drop(&mut self) {
-        self.closed.store(true, Ordering::Relaxed);
-        let _ = self.appsrc.end_of_stream();
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }

@@ -319,6 +319,18 @@ impl Core {
             StationEvent::Warning(message) => {
                 proto::station_update::Update::Warning(proto::Warning { message })
             }
+            StationEvent::Webstream { id, status } => {
+                let Some(name) = book.names.get(&id).cloned() else {
+                    return;
+                };
+                proto::station_update::Update::Webstream(proto::WebstreamHealth {
+                    id: name,
+                    health: status.health.as_str().to_owned(),
+                    url: u32::try_from(status.url).unwrap_or(u32::MAX),
+                    switches: status.switches,
+                    last_error: status.last_error.unwrap_or_default(),
+                })
+            }
             StationEvent::Telemetry(t) => {
                 let report = self.telemetry(&book, &t);
                 book.outputs.clone_from(&report.outputs);
@@ -586,13 +598,16 @@ fn playable(item: Option<&proto::Item>, at_ns: i64) -> Result<(proto::Item, Item
     let id = &item.id;
     let bad = |what: String| Status::invalid_argument(format!("item `{id}`: {what}"));
     check_id(id)?;
-    let path = if item.media.starts_with("file://") {
+    let web = item.media.starts_with("http://") || item.media.starts_with("https://");
+    let path = if web {
+        PathBuf::new()
+    } else if item.media.starts_with("file://") {
         gst::glib::filename_from_uri(&item.media)
             .map(|(path, _)| path)
             .map_err(|e| bad(format!("media `{}`: {e}", item.media)))?
     } else if item.media.contains("://") {
         return Err(bad(format!(
-            "media `{}`: only local files and file:// URIs can be played",
+            "media `{}`: play a local file, a file:// URI or an http(s):// webstream",
             item.media
         )));
     } else if item.media.is_empty() {
@@ -600,7 +615,15 @@ fn playable(item: Option<&proto::Item>, at_ns: i64) -> Result<(proto::Item, Item
     } else {
         PathBuf::from(&item.media)
     };
-    if !path.is_file() {
+    if web {
+        for url in std::iter::once(&item.media).chain(&item.fallback_urls) {
+            crate::input::webstream::check_url(url).map_err(bad)?;
+        }
+    } else if !item.fallback_urls.is_empty() {
+        return Err(bad(
+            "fallback_urls are for webstreams (http:// or https:// media)".into(),
+        ));
+    } else if !path.is_file() {
         return Err(Status::not_found(format!(
             "item `{id}`: media {}: no such file",
             path.display()
@@ -628,7 +651,14 @@ fn playable(item: Option<&proto::Item>, at_ns: i64) -> Result<(proto::Item, Item
     if item.lufs.is_some_and(|l| !l.is_finite()) {
         return Err(bad("lufs is not a number".into()));
     }
-    let mut playable = Item::new(path, seconds(at_ns));
+    let mut playable = if web {
+        let urls = std::iter::once(item.media.clone())
+            .chain(item.fallback_urls.iter().cloned())
+            .collect();
+        Item::webstream(urls, seconds(at_ns))
+    } else {
+        Item::new(path, seconds(at_ns))
+    };
     playable.cue_in = seconds(item.cue_in_ns);
     playable.cue_out = item.cue_out_ns.map(seconds);
     playable.fade_in = seconds(item.fade_in_ns);
