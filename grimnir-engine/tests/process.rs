@@ -1046,3 +1046,83 @@ fn a_webstream_item_fails_over_to_its_fallback_url_and_reports_its_health() {
     });
     drop(backup);
 }
+
+#[test]
+fn an_srt_input_routed_by_url_takes_the_air_when_its_audio_arrives() {
+    let d = dir("srt-route");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("srt://127.0.0.1:{port}?mode=listener");
+    runtime().block_on(async {
+        // No source endpoint is needed for a network input.
+        let engine = InProcess::start(&d, Listen::Unix(d.join("e.sock")), None).await;
+        let mut client = EngineClient::connect(&engine.listen, None).await.unwrap();
+        let mut updates = client.updates().await.unwrap();
+        let (code, message) = refused(
+            client
+                .route_live(
+                    "x",
+                    "srt://127.0.0.1:9?mode=rendezvous",
+                    Duration::ZERO,
+                    false,
+                )
+                .await,
+        );
+        assert_eq!(code, tonic::Code::InvalidArgument);
+        assert!(message.contains("mode"), "{message}");
+        // A route waiting for audio can be stopped.
+        assert!(
+            !client
+                .route_live(
+                    "cancelled",
+                    "rtp://127.0.0.1:9?encoding=OPUS",
+                    Duration::ZERO,
+                    false
+                )
+                .await
+                .unwrap()
+        );
+        client.stop("cancelled").await.unwrap();
+
+        assert!(
+            !client
+                .route_live("remote", &url, Duration::from_millis(100), true)
+                .await
+                .unwrap()
+        );
+        let (code, message) = refused(
+            client
+                .route_live("twice", &url, Duration::ZERO, false)
+                .await,
+        );
+        assert_eq!(code, tonic::Code::AlreadyExists);
+        assert!(message.contains("`remote`"), "{message}");
+        let live_inputs = client.health().await.unwrap().reply.live;
+        assert_eq!(live_inputs.len(), 1, "{live_inputs:?}");
+        assert_eq!(
+            (
+                live_inputs[0].mount.as_str(),
+                live_inputs[0].routed_id.as_str()
+            ),
+            (url.as_str(), "remote")
+        );
+        let mut studio = live::sender(
+            440,
+            4,
+            &["-c:a", "mp2", "-b:a", "192k", "-f", "mpegts"],
+            &format!("srt://127.0.0.1:{port}?mode=caller"),
+        );
+        let on = wait_for(&mut updates, Duration::from_secs(10), started("remote")).await;
+        let off = wait_for(&mut updates, Duration::from_secs(15), ended("remote")).await;
+        let _ = studio.wait();
+        assert!(off.at_ns - on.at_ns > 2 * SECOND, "{on:?} {off:?}");
+        assert!(client.health().await.unwrap().reply.live.is_empty());
+        engine.shut_down().await;
+        let samples = media::decode(&recording(&d.join("rec")));
+        let f = frequency(&samples, on.at_ns as f64 / 1e9 + 1.0, 1.0);
+        assert!((f - 440.0).abs() < 10.0, "{f} Hz from the SRT input");
+    });
+}

@@ -22,6 +22,7 @@
 //! [`LiveConfig::idle_timeout`], once what is buffered has played.
 
 pub mod icecast;
+pub mod network;
 pub mod webstream;
 
 use std::collections::VecDeque;
@@ -262,6 +263,10 @@ impl Decoding {
                     };
                     let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
                     let mut b = lock(&on_sample);
+                    if b.ended {
+                        // Ended by its owner ([`Decoding::end`]): late audio is not played.
+                        return Ok(gst::FlowSuccess::Ok);
+                    }
                     b.samples.extend(
                         map.as_slice()
                             .chunks_exact(4)
@@ -313,6 +318,12 @@ impl Decoding {
             depth: (b.samples.len() / self.config.channels) as u64,
             ..b.stats
         }
+    }
+
+    /// Ends the input: what is buffered plays, and nothing more is taken.
+    pub(crate) fn end(&self) {
+        lock(&self.shared).ended = true;
+        self.shared.filled.notify_all();
     }
 
     /// Whether no more audio will come (closed, or failed); some may still be buffered.

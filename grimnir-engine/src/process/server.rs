@@ -203,8 +203,10 @@ struct LiveBook {
     standby: HashMap<String, LiveConnection>,
     /// Routes waiting for a source client, by mount.
     routes: HashMap<String, proto::RouteLiveRequest>,
-    /// Mounts whose client is on air: (the live item's id, who).
+    /// Mounts (or network input URLs) whose source is on air: (the live item's id, who).
     routed: HashMap<String, (String, String)>,
+    /// SRT/RTP routes waiting for audio, by item id: (URL, cancelled).
+    network: HashMap<String, (String, Arc<AtomicBool>)>,
 }
 
 impl Book {
@@ -294,6 +296,11 @@ impl Core {
             }
             StationEvent::Ended { id, at } => {
                 let Some(name) = book.release(id) else { return };
+                // A network input's route is over with its item (a mount's, when its
+                // client disconnects).
+                book.live
+                    .routed
+                    .retain(|key, (routed, _)| key.starts_with('/') || *routed != name);
                 proto::station_update::Update::Ended(proto::ItemEnded {
                     id: name,
                     at_ns: ns(at),
@@ -460,10 +467,30 @@ impl Core {
         connection: LiveConnection,
         route: &proto::RouteLiveRequest,
     ) -> Result<(), Status> {
+        let LiveConnection {
+            mount,
+            user,
+            name,
+            source,
+            ..
+        } = connection;
+        self.route_source(book, Box::new(source), mount, user, name, route)
+    }
+
+    /// Puts an open live source on air as the route's item; `key` is its mount or URL.
+    fn route_source(
+        &self,
+        book: &mut Book,
+        source: Box<dyn crate::mix::Source>,
+        key: String,
+        user: String,
+        name: Option<String>,
+        route: &proto::RouteLiveRequest,
+    ) -> Result<(), Status> {
         let now = self.clock_ns();
         let fade = seconds(route.fade_in_ns);
         let meta = if route.title.is_empty() {
-            connection.name.clone().map(|title| NowPlaying {
+            name.map(|title| NowPlaying {
                 artist: None,
                 title,
             })
@@ -474,10 +501,8 @@ impl Core {
             })
         };
         let number = book.number(&route.id);
-        let mount = connection.mount.clone();
-        let user = connection.user.clone();
         let played = self.with_station(|s| {
-            s.play_live(number, Box::new(connection.source), meta, fade)?;
+            s.play_live(number, source, meta, fade)?;
             if route.take_air {
                 let others = book
                     .held
@@ -501,7 +526,11 @@ impl Core {
                 number,
                 item: proto::Item {
                     id: route.id.clone(),
-                    media: format!("live:{mount}"),
+                    media: if key.starts_with('/') {
+                        format!("live:{key}")
+                    } else {
+                        key.clone()
+                    },
                     fade_in_ns: route.fade_in_ns,
                     title: route.title.clone(),
                     artist: route.artist.clone(),
@@ -512,7 +541,66 @@ impl Core {
                 emergency: false,
             },
         );
-        book.live.routed.insert(mount, (route.id.clone(), user));
+        book.live.routed.insert(key, (route.id.clone(), user));
+        Ok(())
+    }
+
+    /// Routes an SRT or RTP input: it is opened now, and goes on air once audio arrives
+    /// (its buffer is full), unless the route is stopped first.
+    fn route_network(
+        self: &Arc<Self>,
+        book: &mut Book,
+        route: proto::RouteLiveRequest,
+    ) -> Result<(), Status> {
+        let input = crate::input::network::NetworkInput::open(
+            &route.mount,
+            crate::input::LiveConfig::new(self.rate, self.channels),
+        )
+        .map_err(|e| match e {
+            crate::EngineError::Media { .. } => Status::invalid_argument(e.to_string()),
+            other => Status::internal(other.to_string()),
+        })?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let id = route.id.clone();
+        book.live
+            .network
+            .insert(route.id.clone(), (route.mount.clone(), Arc::clone(&cancel)));
+        let core = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("engine-network-input".into())
+            .spawn(move || {
+                while !cancel.load(Ordering::Relaxed) && !input.is_ready() {
+                    if let Some(e) = input.error() {
+                        lock(&core.book).live.network.remove(&route.id);
+                        core.publish(proto::station_update::Update::Failed(proto::ItemFailed {
+                            id: route.id.clone(),
+                            reason: format!("{}: {e}", route.mount),
+                        }));
+                        return;
+                    }
+                    std::thread::sleep(LIVE_POLL);
+                }
+                let mut book = lock(&core.book);
+                if cancel.load(Ordering::Relaxed) || book.live.network.remove(&route.id).is_none() {
+                    return;
+                }
+                let key = route.mount.clone();
+                if let Err(e) =
+                    core.route_source(&mut book, Box::new(input), key, String::new(), None, &route)
+                {
+                    drop(book);
+                    core.publish(proto::station_update::Update::Failed(proto::ItemFailed {
+                        id: route.id.clone(),
+                        reason: e.message().to_owned(),
+                    }));
+                }
+            });
+        if let Err(e) = spawned {
+            book.live.network.remove(&id);
+            return Err(Status::internal(format!(
+                "cannot start an input thread: {e}"
+            )));
+        }
         Ok(())
     }
 
@@ -827,6 +915,9 @@ impl EngineServer {
 
     fn shut_down(&mut self) {
         self.detach_live();
+        for (_, (_, cancel)) in lock(&self.core.book).live.network.drain() {
+            cancel.store(true, Ordering::Relaxed);
+        }
         let station = lock(&self.core.station).take();
         if let Some(station) = station {
             station.stop();
@@ -1008,12 +1099,19 @@ impl proto::engine_server::Engine for Service {
                     book.live.routes.remove(&mount);
                     return Ok(Response::new(proto::StopReply {}));
                 }
+                if let Some((_, cancel)) = book.live.network.remove(&id) {
+                    cancel.store(true, Ordering::Relaxed);
+                    return Ok(Response::new(proto::StopReply {}));
+                }
                 let held = book.held.remove(&id).ok_or_else(|| unknown(&id))?;
                 self.core.with_station(|s| s.stop_item(held.number))?;
             }
             Some(proto::stop_request::Target::All(true)) => {
                 book.held.clear();
                 book.live.routes.clear();
+                for (_, (_, cancel)) in book.live.network.drain() {
+                    cancel.store(true, Ordering::Relaxed);
+                }
                 book.fallback = None;
                 self.core.with_station(Station::stop_all)?;
             }
@@ -1093,6 +1191,29 @@ impl proto::engine_server::Engine for Service {
             )));
         }
         let mut book = lock(&self.core.book);
+        if book.held.contains_key(&route.id)
+            || book.live.routes.values().any(|r| r.id == route.id)
+            || book.live.network.contains_key(&route.id)
+        {
+            return Err(in_use(&route.id));
+        }
+        if route.mount.starts_with("srt://") || route.mount.starts_with("rtp://") {
+            let busy = book
+                .live
+                .network
+                .iter()
+                .find(|(_, (url, _))| *url == route.mount)
+                .map(|(id, _)| id.clone())
+                .or_else(|| book.live.routed.get(&route.mount).map(|(id, _)| id.clone()));
+            if let Some(other) = busy {
+                return Err(Status::already_exists(format!(
+                    "{} is routed as live item `{other}`: stop it first",
+                    route.mount
+                )));
+            }
+            self.core.route_network(&mut book, route)?;
+            return Ok(Response::new(proto::RouteLiveReply { connected: false }));
+        }
         if book.live.mounts.is_empty() {
             return Err(Status::failed_precondition(
                 "this engine has no live source endpoint (the `live` section of its config)",
@@ -1104,10 +1225,6 @@ impl proto::engine_server::Engine for Service {
                 route.mount,
                 book.live.mounts.join(", ")
             )));
-        }
-        if book.held.contains_key(&route.id) || book.live.routes.values().any(|r| r.id == route.id)
-        {
-            return Err(in_use(&route.id));
         }
         if let Some(other) = book.live.routes.get(&route.mount) {
             return Err(Status::already_exists(format!(
@@ -1213,6 +1330,24 @@ impl proto::engine_server::Engine for Service {
                 })
             })
             .collect();
+        for (id, (url, _)) in &live.network {
+            inputs.push(proto::LiveInput {
+                mount: url.clone(),
+                connected: false,
+                user: String::new(),
+                routed_id: id.clone(),
+            });
+        }
+        for (key, (id, user)) in &live.routed {
+            if !key.starts_with('/') {
+                inputs.push(proto::LiveInput {
+                    mount: key.clone(),
+                    connected: true,
+                    user: user.clone(),
+                    routed_id: id.clone(),
+                });
+            }
+        }
         inputs.sort_by(|a, b| a.mount.cmp(&b.mount));
         Ok(Response::new(proto::HealthReply {
             station_ns,

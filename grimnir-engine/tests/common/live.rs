@@ -42,3 +42,20 @@ pub(crate) fn dj(port: u16, password: &str, freq: u32, seconds: u32) -> Child {
         .spawn()
         .expect("ffmpeg is needed")
 }
+
+/// ffmpeg sending `seconds` of a 48 kHz stereo sine in real time, encoded with `codec` (its
+/// codec and format arguments), to `url`.
+pub(crate) fn sender(freq: u32, seconds: u32, codec: &[&str], url: &str) -> std::process::Child {
+    std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency={freq}:sample_rate=48000:duration={seconds}"
+        ))
+        .args(["-ac", "2"])
+        .args(codec)
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ffmpeg is needed")
+}

@@ -1,10 +1,16 @@
-//! Webstreams against local HTTP servers that serve audio and then die: the fallback URL takes
-//! over, the primary takes back over when it returns, health reports each step, and a chain
-//! with nothing left ends with the reasons.
+//! Network inputs, each against a real sender on loopback.
+//!
+//! - Webstreams against local HTTP servers that serve audio and then die: the fallback URL
+//!   takes over, the primary takes back over when it returns, health reports each step, and a
+//!   chain with nothing left ends with the reasons.
+//! - SRT (with and without a passphrase) and RTP from ffmpeg: the audio arrives, and the
+//!   input ends when the sender stops.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 #[path = "common/http_audio.rs"]
 mod http_audio;
+#[path = "common/live.rs"]
+mod live;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -13,6 +19,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use grimnir_engine::input::LiveConfig;
+use grimnir_engine::input::network::NetworkInput;
 use grimnir_engine::input::webstream::{
     Webstream, WebstreamConfig, WebstreamHealth, WebstreamStatus,
 };
@@ -46,8 +53,8 @@ fn start(urls: Vec<String>, retry_primary: Duration) -> (Webstream, Receiver<Web
 }
 
 /// Reads `stream` in real time (as the playout thread does) for up to `limit`, returning
-/// the left channel, and stopping early when it ends.
-fn play(stream: &mut Webstream, limit: Duration) -> (Vec<f32>, Option<String>) {
+/// the left channel, and stopping early when it ends (an error, or fewer frames than asked).
+fn play(stream: &mut dyn Source, limit: Duration) -> (Vec<f32>, Option<String>) {
     let began = Instant::now();
     let mut left = Vec::new();
     let mut block = vec![0f32; 2 * 1024];
@@ -57,6 +64,9 @@ fn play(stream: &mut Webstream, limit: Duration) -> (Vec<f32>, Option<String>) {
             Ok(n) => {
                 left.extend(block[..2 * n].iter().step_by(2));
                 frames += n as u64;
+                if n < 1024 {
+                    return (left, Some("ended".into()));
+                }
             }
             Err(e) => return (left, Some(e)),
         }
@@ -186,4 +196,120 @@ fn bad_urls_are_refused_before_anything_opens() {
             .to_string();
         assert!(e.contains("webstream"), "{urls:?}: {e}");
     }
+}
+
+/// A UDP/TCP port free on loopback now.
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn network(url: &str) -> NetworkInput {
+    grimnir_engine::init().unwrap();
+    let mut config = LiveConfig::new(RATE, 2);
+    config.idle_timeout = Duration::from_secs(2);
+    NetworkInput::open(url, config).unwrap()
+}
+
+#[test]
+fn srt_from_a_caller_arrives_and_ends_when_it_stops() {
+    let port = free_port();
+    let mut input = network(&format!("srt://127.0.0.1:{port}?mode=listener&latency=120"));
+    let mut ffmpeg = live::sender(
+        440,
+        4,
+        &["-c:a", "mp2", "-b:a", "192k", "-f", "mpegts"],
+        &format!("srt://127.0.0.1:{port}?mode=caller"),
+    );
+    let began = Instant::now();
+    let (left, ended) = play(&mut input, Duration::from_secs(15));
+    let _ = ffmpeg.wait();
+    assert!(
+        ended.is_some(),
+        "the input did not end after the sender stopped"
+    );
+    let at = first(&left, 440.0, 0.0).expect("no 440 Hz over SRT");
+    println!(
+        "SRT: audio after {at:.2} s, input ended after {:?}",
+        began.elapsed()
+    );
+    let heard = (0..left.len() / RATE as usize)
+        .filter(|s| (frequency(&left, *s as f64, 1.0) - 440.0).abs() < 10.0)
+        .count();
+    assert!(heard >= 2, "only {heard} s of the 4 s tone");
+    assert!(input.error().is_none(), "{:?}", input.error());
+}
+
+#[test]
+fn srt_with_a_passphrase_refuses_a_caller_without_it() {
+    let port = free_port();
+    let mut input = network(&format!(
+        "srt://127.0.0.1:{port}?mode=listener&passphrase=correct-horse-battery"
+    ));
+    let mut wrong = live::sender(
+        440,
+        3,
+        &["-c:a", "mp2", "-f", "mpegts"],
+        &format!("srt://127.0.0.1:{port}?mode=caller&passphrase=wrong-passphrase-1"),
+    );
+    let (left, _) = play(&mut input, Duration::from_secs(3));
+    let _ = wrong.kill();
+    let _ = wrong.wait();
+    assert!(
+        first(&left, 440.0, 0.0).is_none(),
+        "audio came through with the wrong passphrase"
+    );
+    assert!(!input.is_ready());
+    drop(input);
+
+    let port = free_port();
+    let mut input = network(&format!(
+        "srt://127.0.0.1:{port}?mode=listener&passphrase=correct-horse-battery"
+    ));
+    let mut right = live::sender(
+        440,
+        3,
+        &["-c:a", "mp2", "-f", "mpegts"],
+        &format!("srt://127.0.0.1:{port}?mode=caller&passphrase=correct-horse-battery"),
+    );
+    let (left, _) = play(&mut input, Duration::from_secs(5));
+    let _ = right.kill();
+    let _ = right.wait();
+    assert!(
+        first(&left, 440.0, 0.0).is_some(),
+        "no audio with the right passphrase"
+    );
+}
+
+#[test]
+fn rtp_opus_arrives_and_ends_when_it_stops() {
+    let port = free_port();
+    let mut input = network(&format!("rtp://127.0.0.1:{port}?encoding=OPUS"));
+    let mut ffmpeg = live::sender(
+        660,
+        4,
+        &[
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "96k",
+            "-payload_type",
+            "96",
+            "-f",
+            "rtp",
+        ],
+        &format!("rtp://127.0.0.1:{port}"),
+    );
+    let (left, ended) = play(&mut input, Duration::from_secs(15));
+    let _ = ffmpeg.wait();
+    assert!(
+        ended.is_some(),
+        "the input did not end after the sender stopped"
+    );
+    let at = first(&left, 660.0, 0.0).expect("no 660 Hz over RTP");
+    println!("RTP: audio after {at:.2} s");
+    assert!(input.error().is_none(), "{:?}", input.error());
 }
