@@ -292,3 +292,104 @@ fn a_live_route_survives_a_crash_and_the_reconnecting_dj_goes_back_on_air() {
         assert!(client.health().await.unwrap().reply.live.is_empty());
     });
 }
+
+/// Whether process `pid` is gone (or a zombie waiting to be reaped).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+#[test]
+fn a_detached_engine_plays_on_and_the_next_supervisor_adopts_it() {
+    let d = std::env::temp_dir().join(format!("grimnir-supervisor-adopt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let track = steps_wav(&d.join("track.wav"));
+    let next = steps_wav(&d.join("next.wav"));
+    let config = SupervisorConfig::new(
+        env!("CARGO_BIN_EXE_grimnir-engine"),
+        Vec::new(),
+        Listen::Unix(d.join("engine.sock")),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let first = Supervisor::start(config.clone()).await.unwrap();
+        assert!(!first.adopted());
+        let mut events = first.events();
+        let start = unix_ns() + SECOND / 2;
+        first
+            .play(item("track", &track), Some(start))
+            .await
+            .unwrap();
+        first
+            .queue(vec![(item("next", &next), start + 10 * SECOND)])
+            .await
+            .unwrap();
+        next_event(
+            &mut events,
+            Duration::from_secs(10),
+            |e| matches!(e, SupervisorEvent::Update(Update::Started(s)) if s.id == "track"),
+        )
+        .await;
+        let pid = first.pid().await;
+        // The controller restarts: the engine plays on.
+        first.detach();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!gone(pid), "the detached engine stopped");
+
+        let second = Supervisor::start(config.clone()).await.unwrap();
+        assert!(second.adopted());
+        assert_eq!(second.pid().await, pid, "it started another engine");
+        let mut events = second.events();
+        let health = second.client().await.health().await.unwrap().reply;
+        assert_eq!(health.pid, pid);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+
+        // The adopted engine dies: the second supervisor notices by its telemetry alone
+        // and puts back what the first one had given it.
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+        next_event(&mut events, Duration::from_secs(10), |e| {
+            matches!(e, SupervisorEvent::Died { .. })
+        })
+        .await;
+        next_event(&mut events, Duration::from_secs(20), |e| {
+            matches!(e, SupervisorEvent::Restarted { .. })
+        })
+        .await;
+        let new_pid = second.pid().await;
+        assert_ne!(new_pid, pid);
+        let held = second.client().await.health().await.unwrap().reply.items;
+        let ids: Vec<&str> = held
+            .iter()
+            .map(|h| h.item.as_ref().unwrap().id.as_str())
+            .collect();
+        assert_eq!(ids, ["track", "next"], "{held:?}");
+        let cue_in = held[0].item.as_ref().unwrap().cue_in_ns;
+        assert!(
+            cue_in > SECOND,
+            "the track did not resume part way: {cue_in} ns"
+        );
+
+        // Dropping a supervisor that did not detach takes its engine down with it.
+        drop(second);
+        let until = Instant::now() + Duration::from_secs(5);
+        while !gone(new_pid) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            gone(new_pid),
+            "dropping the supervisor left its engine running"
+        );
+    });
+}

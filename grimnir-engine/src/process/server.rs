@@ -1360,6 +1360,7 @@ impl proto::engine_server::Engine for Service {
             items,
             outputs: book.outputs.clone(),
             live: inputs,
+            pid: std::process::id(),
         }))
     }
 }

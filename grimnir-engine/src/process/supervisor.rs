@@ -9,12 +9,21 @@
 //! position it has reached by then (its cue-in moved on by the time elapsed since it
 //! started), any emergency the same way, and the queue at its times. A call that fails
 //! because the engine is gone is kept in the ledger and so reaches the new engine.
+//!
+//! **A controller restart does not stop the air.** The engine runs in a process group of
+//! its own (a Ctrl-C meant for the controller does not reach it). [`Supervisor::detach`]
+//! leaves it running; a new supervisor with [`SupervisorConfig::adopt`] (the default) finds
+//! it answering on its address and adopts it instead of starting another, rebuilding its
+//! ledger from the engine's `Health` (what it holds, on air and queued, and its live
+//! routes). An adopted engine is watched by its telemetry stream alone, and killed by its
+//! process id when it hangs. Dropping a supervisor without detaching kills its engine.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -46,6 +55,9 @@ pub struct SupervisorConfig {
     pub silence: Duration,
     /// How long a new engine may take to say it listens (10 s).
     pub start_timeout: Duration,
+    /// Adopt an engine already answering on [`SupervisorConfig::listen`] (one a previous
+    /// supervisor detached from) rather than start another (true).
+    pub adopt: bool,
 }
 
 impl SupervisorConfig {
@@ -58,6 +70,7 @@ impl SupervisorConfig {
             token: None,
             silence: Duration::from_millis(1500),
             start_timeout: Duration::from_secs(10),
+            adopt: true,
         }
     }
 }
@@ -133,11 +146,15 @@ pub struct Supervisor {
     live: Arc<Mutex<Live>>,
     events: broadcast::Sender<SupervisorEvent>,
     watch: tokio::task::JoinHandle<()>,
+    /// The engine's process id, for killing it on drop.
+    pid: Arc<AtomicU32>,
+    detached: AtomicBool,
+    adopted: bool,
 }
 
-/// A running engine: its process and a connected client.
+/// A running engine: its process (unless adopted) and a connected client.
 struct Started {
-    child: tokio::process::Child,
+    child: Option<tokio::process::Child>,
     client: EngineClient,
     clock: ClockMap,
     pid: u32,
@@ -150,7 +167,9 @@ async fn start(config: &SupervisorConfig) -> Result<Started, SupervisorError> {
         .arg("--listen")
         .arg(config.listen.to_string())
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
+        // Its own process group: a terminal's Ctrl-C for the controller does not stop the
+        // air, and a detached engine outlives its controller.
+        .process_group(0)
         .spawn()
         .map_err(|e| fail(format!("{}: {e}", config.program.display())))?;
     let pid = child.id().unwrap_or_default();
@@ -180,30 +199,124 @@ async fn start(config: &SupervisorConfig) -> Result<Started, SupervisorError> {
     let mut client = EngineClient::connect(&config.listen, config.token.as_deref()).await?;
     let clock = client.health().await?.clock;
     Ok(Started {
-        child,
+        child: Some(child),
         client,
         clock,
         pid,
     })
 }
 
+/// An engine already answering on the address, with what it holds, if there is one.
+async fn running(config: &SupervisorConfig) -> Option<(Started, proto::HealthReply)> {
+    let attempt = async {
+        let mut client = EngineClient::connect(&config.listen, config.token.as_deref())
+            .await
+            .ok()?;
+        let health = client.health().await.ok()?;
+        Some((client, health))
+    };
+    let (client, health) = tokio::time::timeout(Duration::from_secs(3), attempt)
+        .await
+        .ok()??;
+    let pid = health.reply.pid;
+    Some((
+        Started {
+            child: None,
+            client,
+            clock: health.clock,
+            pid,
+        },
+        health.reply,
+    ))
+}
+
+/// A ledger of what an adopted engine holds, in wall-clock time.
+fn ledger_of(health: &proto::HealthReply, clock: ClockMap) -> Ledger {
+    let mut ledger = Ledger::default();
+    for held in &health.items {
+        let Some(item) = held.item.clone() else {
+            continue;
+        };
+        let at = clock.unix_ns(held.at_ns);
+        let mut e = entry(item, at, held.emergency);
+        if held.state == proto::ItemState::OnAir as i32 {
+            e.started_unix_ns = Some(at);
+        }
+        ledger.entries.insert(e.item.id.clone(), e);
+    }
+    for input in &health.live {
+        if !input.routed_id.is_empty() && !ledger.entries.contains_key(&input.routed_id) {
+            ledger.routes.insert(
+                input.routed_id.clone(),
+                (input.mount.clone(), Duration::ZERO, false),
+            );
+        }
+    }
+    ledger
+}
+
+/// Kills a process by id (an adopted engine that hangs; a supervisor's engine on drop).
+fn kill(pid: u32) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}
+
 impl Supervisor {
-    /// Starts the engine and watches it. Needs a tokio runtime.
+    /// Starts the engine (or adopts the one answering on its address, with
+    /// [`SupervisorConfig::adopt`]) and watches it. Needs a tokio runtime.
     pub async fn start(config: SupervisorConfig) -> Result<Supervisor, SupervisorError> {
-        let started = start(&config).await?;
         let (events, _) = broadcast::channel(256);
+        let adopted = if config.adopt {
+            running(&config).await
+        } else {
+            None
+        };
+        let was_adopted = adopted.is_some();
+        let (started, ledger) = match adopted {
+            Some((started, health)) => {
+                let ledger = ledger_of(&health, started.clock);
+                (started, ledger)
+            }
+            None => (start(&config).await?, Ledger::default()),
+        };
+        let pid = Arc::new(AtomicU32::new(started.pid));
         let live = Arc::new(Mutex::new(Live {
             client: started.client.clone(),
             clock: started.clock,
             pid: started.pid,
-            ledger: Ledger::default(),
+            ledger,
         }));
-        let watch = tokio::spawn(watch(config, started, Arc::clone(&live), events.clone()));
+        let watch = tokio::spawn(watch(
+            config,
+            started,
+            Arc::clone(&live),
+            events.clone(),
+            Arc::clone(&pid),
+        ));
         Ok(Supervisor {
             live,
             events,
             watch,
+            pid,
+            detached: AtomicBool::new(false),
+            adopted: was_adopted,
         })
+    }
+
+    /// Whether it adopted an engine that was already running, rather than starting one.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// Stops supervising and leaves the engine running, on air with what it holds: for a
+    /// controller that restarts. The next supervisor on the same address adopts it.
+    pub fn detach(self) {
+        self.detached.store(true, Ordering::Relaxed);
+        self.watch.abort();
     }
 
     /// What the supervisor sees from now on.
@@ -350,8 +463,10 @@ impl Supervisor {
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
-        // The watch task owns the child, which is killed when the task is dropped.
         self.watch.abort();
+        if !self.detached.load(Ordering::Relaxed) {
+            kill(self.pid.load(Ordering::Relaxed));
+        }
     }
 }
 
@@ -379,12 +494,28 @@ async fn watch(
     mut engine: Started,
     live: Arc<Mutex<Live>>,
     events: broadcast::Sender<SupervisorEvent>,
+    pid: Arc<AtomicU32>,
 ) {
     loop {
         let reason = run_until_death(&config, &mut engine, &live, &events).await;
         let noticed = Instant::now();
-        let _ = engine.child.start_kill();
-        let _ = engine.child.wait().await;
+        match engine.child.as_mut() {
+            Some(child) => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
+            None => {
+                // Adopted: not our child, so no exit status to wait for. A hung one is
+                // killed; the socket frees once it is gone.
+                kill(engine.pid);
+                let gone = Instant::now() + Duration::from_secs(5);
+                while std::path::Path::new(&format!("/proc/{}", engine.pid)).exists()
+                    && Instant::now() < gone
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
         let _ = events.send(SupervisorEvent::Died { reason });
         engine = loop {
             match start(&config).await {
@@ -401,6 +532,7 @@ async fn watch(
         state.client = engine.client.clone();
         state.clock = engine.clock;
         state.pid = engine.pid;
+        pid.store(engine.pid, Ordering::Relaxed);
         replay(&mut state).await;
         drop(state);
         let _ = events.send(SupervisorEvent::Restarted {
@@ -423,8 +555,15 @@ async fn run_until_death(
         Err(e) => return e.to_string(),
     };
     loop {
+        let exited = async {
+            match engine.child.as_mut() {
+                Some(child) => child.wait().await,
+                // Adopted: its telemetry is all there is to watch.
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            status = engine.child.wait() => {
+            status = exited => {
                 return match status {
                     Ok(s) => format!("the engine process ended: {s}"),
                     Err(e) => format!("the engine process is lost: {e}"),
