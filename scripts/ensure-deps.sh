@@ -7,12 +7,12 @@ set -euo pipefail
 # Debian packages the build and tests need: ffmpeg is the independent loudness judge and
 # listener; GStreamer 1.22 (headers for gstreamer-rs, the plugins for decoding every input
 # format and encoding every output format) runs grimnir-engine; icecast2 is the real server the
-# engine's streaming tests send to; grimnir-server links the SQLite, PostgreSQL and MySQL/MariaDB
-# client libraries through diesel.
+# engine's streaming tests send to; openssl makes the certificates of the engine's TLS test;
+# grimnir-server links the SQLite, PostgreSQL and MySQL/MariaDB client libraries through diesel.
 DEB_PACKAGES="build-essential pkg-config ffmpeg \
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools \
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
-    gstreamer1.0-plugins-ugly gstreamer1.0-libav icecast2 \
+    gstreamer1.0-plugins-ugly gstreamer1.0-libav icecast2 openssl \
     libsqlite3-dev libpq-dev default-libmysqlclient-dev"
 
 # mdbook: the book's build is checked against this minor version.

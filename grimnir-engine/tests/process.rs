@@ -1126,3 +1126,166 @@ fn an_srt_input_routed_by_url_takes_the_air_when_its_audio_arrives() {
         assert!((f - 440.0).abs() < 10.0, "{f} Hz from the SRT input");
     });
 }
+
+// --- Mutual TLS ---------------------------------------------------------------------------
+
+/// Runs openssl (a test-only tool) in `d`.
+fn openssl(d: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(d)
+        .output()
+        .expect("openssl is needed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A certificate authority `name` in `d`: `name.crt`, `name.key`.
+fn authority(d: &Path, name: &str) {
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+        ],
+    );
+}
+
+/// A certificate `name` signed by authority `ca`, for `usage` (serverAuth or clientAuth).
+fn certificate(d: &Path, ca: &str, name: &str, usage: &str) {
+    std::fs::write(
+        d.join(format!("{name}.ext")),
+        format!(
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\nbasicConstraints=CA:FALSE\n"
+        ),
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.crt"),
+        ],
+    );
+}
+
+fn read(d: &Path, file: &str) -> String {
+    std::fs::read_to_string(d.join(file)).unwrap()
+}
+
+#[test]
+fn mutual_tls_admits_only_controllers_with_a_certificate_from_the_engines_authority() {
+    let d = dir("tls");
+    authority(&d, "ca");
+    authority(&d, "rogue-ca");
+    certificate(&d, "ca", "engine", "serverAuth");
+    certificate(&d, "ca", "controller", "clientAuth");
+    certificate(&d, "rogue-ca", "intruder", "clientAuth");
+    let tls = grimnir_engine::process::ServerTls {
+        cert: read(&d, "engine.crt"),
+        key: read(&d, "engine.key"),
+        client_ca: read(&d, "ca.crt"),
+    };
+    let client_tls = |cert: &str| grimnir_engine::process::ClientTls {
+        ca: read(&d, "ca.crt"),
+        domain: "localhost".into(),
+        cert: read(&d, &format!("{cert}.crt")),
+        key: read(&d, &format!("{cert}.key")),
+    };
+    runtime().block_on(async {
+        let config = StationConfig::new(grimnir_dsp::DspGraph::from_yaml(FLAT_GRAPH).unwrap());
+        let server = std::sync::Arc::new(EngineServer::start(config, None).unwrap());
+        let bound = Bound::bind(&Listen::parse("127.0.0.1:0").unwrap()).unwrap();
+        let listen = bound.listen().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = std::sync::Arc::clone(&server);
+        let served_tls = tls.clone();
+        let task = tokio::spawn(async move {
+            serving
+                .serve_with(bound, None, Some(&served_tls), async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+
+        let mut client = EngineClient::connect_with(&listen, None, Some(&client_tls("controller")))
+            .await
+            .unwrap();
+        assert_eq!(client.health().await.unwrap().reply.rate, RATE);
+
+        // A certificate from another authority, and no TLS at all, get nothing.
+        for intruder in [Some(client_tls("intruder")), None] {
+            let answer = async {
+                let mut c = EngineClient::connect_with(&listen, None, intruder.as_ref()).await?;
+                c.health().await
+            }
+            .await;
+            assert!(answer.is_err(), "{intruder:?} was answered: {answer:?}");
+        }
+        // A client that does not trust the engine's authority refuses it.
+        let mut distrustful = client_tls("controller");
+        distrustful.ca = read(&d, "rogue-ca.crt");
+        let answer = async {
+            let mut c = EngineClient::connect_with(&listen, None, Some(&distrustful)).await?;
+            c.health().await
+        }
+        .await;
+        assert!(answer.is_err(), "{answer:?}");
+
+        let _ = stop.send(());
+        task.await.unwrap().unwrap();
+        if let Ok(server) = std::sync::Arc::try_unwrap(server) {
+            server.stop();
+        }
+    });
+}

@@ -105,7 +105,12 @@ fn main() -> Result<()> {
         server.attach_live(listener, mounts)?;
     }
     println!("listening on {}", bound.listen());
-    let served = runtime.block_on(server.serve(bound, loaded.token.as_deref(), shutdown_signal()));
+    let served = runtime.block_on(server.serve_with(
+        bound,
+        loaded.token.as_deref(),
+        loaded.tls.as_ref(),
+        shutdown_signal(),
+    ));
     server.stop();
     // The socket is ours (the bind succeeded): leave no stale file behind.
     if let grimnir_engine::process::server::Listen::Unix(path) = &loaded.listen {

@@ -111,11 +111,42 @@ pub fn item(id: impl Into<String>, media: impl Into<String>) -> proto::Item {
     }
 }
 
+/// How a client reaches an engine over TLS (PEM text): the authority that signed the
+/// engine's certificate, the name on it, and the client's own certificate and key.
+#[derive(Clone)]
+pub struct ClientTls {
+    /// The certificate authority to trust for the engine.
+    pub ca: String,
+    /// The name the engine's certificate is for (a DNS name or an IP address).
+    pub domain: String,
+    /// The client's certificate chain.
+    pub cert: String,
+    /// The client's private key.
+    pub key: String,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
 impl EngineClient {
     /// Connects to the engine at `target`, with the shared token if the engine has one.
     pub async fn connect(
         target: &Listen,
         token: Option<&str>,
+    ) -> Result<EngineClient, ClientError> {
+        EngineClient::connect_with(target, token, None).await
+    }
+
+    /// [`EngineClient::connect`], over mutual TLS when `tls` is given (TCP only).
+    pub async fn connect_with(
+        target: &Listen,
+        token: Option<&str>,
+        tls: Option<&ClientTls>,
     ) -> Result<EngineClient, ClientError> {
         let fail = |reason: String| ClientError::Connect {
             target: target.to_string(),
@@ -129,17 +160,32 @@ impl EngineClient {
             ),
             None => None,
         };
-        let uri = match target {
-            Listen::Tcp(addr) => format!("http://{addr}"),
+        let uri = match (target, tls) {
+            (Listen::Tcp(addr), None) => format!("http://{addr}"),
+            (Listen::Tcp(addr), Some(_)) => format!("https://{addr}"),
             // Any authority will do: the connector below ignores it.
-            Listen::Unix(_) => "http://engine.invalid".to_owned(),
+            (Listen::Unix(_), None) => "http://engine.invalid".to_owned(),
+            (Listen::Unix(_), Some(_)) => {
+                return Err(fail(
+                    "TLS is for TCP addresses; a Unix socket is already local".into(),
+                ));
+            }
         };
-        let endpoint = Endpoint::from_shared(uri)
+        let mut endpoint = Endpoint::from_shared(uri)
             .map_err(|e| fail(e.to_string()))?
             .connect_timeout(Duration::from_secs(1))
             .http2_keep_alive_interval(KEEPALIVE)
             .keep_alive_timeout(KEEPALIVE)
             .keep_alive_while_idle(true);
+        if let Some(tls) = tls {
+            let config = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(&tls.ca))
+                .identity(tonic::transport::Identity::from_pem(&tls.cert, &tls.key))
+                .domain_name(tls.domain.clone());
+            endpoint = endpoint
+                .tls_config(config)
+                .map_err(|e| fail(format!("TLS: {}", source_chain(&e))))?;
+        }
         let channel = match target {
             Listen::Tcp(_) => endpoint.connect().await,
             Listen::Unix(path) => {

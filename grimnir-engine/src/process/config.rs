@@ -3,6 +3,10 @@
 //! ```yaml
 //! listen: unix:/run/grimnir/wgmr.sock   # or 127.0.0.1:7700; another address needs a token
 //! token_file: /etc/grimnir/wgmr.token   # optional on a socket or loopback
+//! tls:                                  # optional, TCP only: mutual TLS
+//!   cert_file: /etc/grimnir/wgmr-engine.crt
+//!   key_file: /etc/grimnir/wgmr-engine.key
+//!   client_ca_file: /etc/grimnir/controllers-ca.crt
 //! rate: 48000                           # optional
 //! channels: 2                           # optional
 //! graph: /etc/grimnir/wgmr-fm.yaml      # optional DSP graph file (YAML or JSON); default:
@@ -39,7 +43,7 @@ use crate::output::icecast::{Icecast, IcecastConfig};
 use crate::output::record::{RecordConfig, Recorder};
 use crate::station::StationConfig;
 
-use super::server::Listen;
+use super::server::{Listen, ServerTls};
 
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +165,22 @@ pub struct EngineConfig {
     /// The live source endpoint.
     #[serde(default)]
     pub live: Option<LiveFile>,
+    /// Mutual TLS on a TCP listener.
+    #[serde(default)]
+    pub tls: Option<TlsFile>,
+}
+
+/// The `tls` section: PEM files.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TlsFile {
+    /// The engine's certificate chain.
+    pub cert_file: PathBuf,
+    /// Its private key.
+    pub key_file: PathBuf,
+    /// The authority controllers' client certificates must come from.
+    pub client_ca_file: PathBuf,
 }
 
 /// The live source endpoint as written in the file.
@@ -283,6 +303,8 @@ pub struct Loaded {
     pub fallback: Option<PathBuf>,
     /// The live source endpoint, if any.
     pub live: Option<LiveLoaded>,
+    /// Mutual TLS, if configured.
+    pub tls: Option<ServerTls>,
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -449,6 +471,32 @@ impl EngineConfig {
             Some(live) => Some(load_live(live, &station)?),
             None => None,
         };
+        let tls = match &self.tls {
+            Some(tls) => {
+                if matches!(listen, Listen::Unix(_)) {
+                    return Err(ConfigError::Invalid {
+                        field: "tls".into(),
+                        reason: "TLS is for a TCP listen address; a Unix socket is local".into(),
+                    });
+                }
+                let pem = |path: &Path, what: &str| -> Result<String, ConfigError> {
+                    let text = read(path)?;
+                    if !text.contains("-----BEGIN ") {
+                        return Err(ConfigError::Invalid {
+                            field: format!("tls.{what}"),
+                            reason: format!("{}: not PEM", path.display()),
+                        });
+                    }
+                    Ok(text)
+                };
+                Some(ServerTls {
+                    cert: pem(&tls.cert_file, "cert_file")?,
+                    key: pem(&tls.key_file, "key_file")?,
+                    client_ca: pem(&tls.client_ca_file, "client_ca_file")?,
+                })
+            }
+            None => None,
+        };
         if token.is_none() && !listen.is_local() {
             return Err(ConfigError::Invalid {
                 field: "listen".into(),
@@ -464,6 +512,7 @@ impl EngineConfig {
             station,
             fallback: self.fallback,
             live,
+            tls,
         })
     }
 }
@@ -592,6 +641,39 @@ mod tests {
             ..ok
         };
         assert!(!live.allows(&elsewhere));
+    }
+
+    #[test]
+    fn the_tls_section_is_checked() {
+        let dir = std::env::temp_dir().join(format!("grimnir-tls-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = dir.join("x.pem");
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let text = dir.join("x.txt");
+        std::fs::write(&text, "not a certificate").unwrap();
+        let load = |listen: &str, key: &Path| {
+            EngineConfig::parse(
+                &format!(
+                    "listen: {listen}\ntls: {{ cert_file: {}, key_file: {}, client_ca_file: {} }}\n",
+                    pem.display(),
+                    key.display(),
+                    pem.display()
+                ),
+                "t.yaml",
+            )
+            .unwrap()
+            .load()
+        };
+        let e = load("unix:/tmp/e.sock", &pem).unwrap_err().to_string();
+        assert!(e.starts_with("tls") && e.contains("TCP"), "{e}");
+        let e = load("127.0.0.1:0", &text).unwrap_err().to_string();
+        assert!(e.starts_with("tls.key_file") && e.contains("PEM"), "{e}");
+        assert!(load("127.0.0.1:0", &pem).unwrap().tls.is_some());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

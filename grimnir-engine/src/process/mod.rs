@@ -11,8 +11,9 @@
 //!
 //! **Security.** On a Unix socket or a loopback address a token is optional; on any other
 //! address the server refuses to start without one. With a token, every call must carry
-//! `authorization: Bearer <token>`, compared in constant time. The connection itself is not
-//! encrypted: TLS is the next step (see the crate README).
+//! `authorization: Bearer <token>`, compared in constant time. On TCP the connection can be
+//! mutual TLS ([`ServerTls`], [`ClientTls`]): the engine proves who it is with its
+//! certificate and accepts only controllers with a client certificate from its authority.
 
 pub mod client;
 pub mod config;
@@ -31,8 +32,8 @@ pub mod proto {
     tonic::include_proto!("grimnir.engine.v1");
 }
 
-pub use client::{ClientError, EngineClient};
-pub use server::{EngineServer, Listen, ServeError};
+pub use client::{ClientError, ClientTls, EngineClient};
+pub use server::{EngineServer, Listen, ServeError, ServerTls};
 pub use supervisor::{Supervisor, SupervisorConfig, SupervisorError, SupervisorEvent};
 
 /// The mapping between the station clock and the wall clock, from one reading of both.

@@ -89,6 +89,24 @@ impl std::fmt::Display for Listen {
     }
 }
 
+/// The engine's TLS identity and the authority its clients' certificates must come from
+/// (PEM text).
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The engine's certificate chain.
+    pub cert: String,
+    /// Its private key.
+    pub key: String,
+    /// The certificate authority that signs controllers' client certificates.
+    pub client_ca: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls").finish_non_exhaustive()
+    }
+}
+
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -881,10 +899,36 @@ impl EngineServer {
         token: Option<&str>,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
+        self.serve_with(bound, token, None, shutdown).await
+    }
+
+    /// [`EngineServer::serve`], with mutual TLS on a TCP listener: the engine presents its
+    /// certificate and accepts only clients whose certificate `tls.client_ca` signed.
+    pub async fn serve_with(
+        &self,
+        bound: Bound,
+        token: Option<&str>,
+        tls: Option<&ServerTls>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
         if token.is_none() && !bound.listen.is_local() {
             return Err(ServeError::Insecure(bound.listen.to_string()));
         }
-        let router = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            if matches!(bound.incoming, Incoming::Unix(_)) {
+                return Err(ServeError::Transport(
+                    "TLS is for TCP listeners; a Unix socket is already local".into(),
+                ));
+            }
+            let config = tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(&tls.cert, &tls.key))
+                .client_ca_root(tonic::transport::Certificate::from_pem(&tls.client_ca));
+            builder = builder
+                .tls_config(config)
+                .map_err(|e| ServeError::Transport(format!("TLS: {e}")))?;
+        }
+        let router = builder
             .http2_keepalive_interval(Some(Duration::from_secs(1)))
             .http2_keepalive_timeout(Some(Duration::from_secs(1)))
             .add_service(self.service(token));

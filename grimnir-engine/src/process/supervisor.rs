@@ -50,6 +50,8 @@ pub struct SupervisorConfig {
     pub listen: Listen,
     /// The shared token, if the engine has one.
     pub token: Option<String>,
+    /// Mutual TLS, if the engine listens on TCP with TLS.
+    pub tls: Option<super::ClientTls>,
     /// A telemetry stream silent this long means a hung engine (1.5 s; telemetry comes
     /// every second).
     pub silence: Duration,
@@ -68,6 +70,7 @@ impl SupervisorConfig {
             args,
             listen,
             token: None,
+            tls: None,
             silence: Duration::from_millis(1500),
             start_timeout: Duration::from_secs(10),
             adopt: true,
@@ -196,7 +199,9 @@ async fn start(config: &SupervisorConfig) -> Result<Started, SupervisorError> {
     }
     // Keep reading, so the engine never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let mut client = EngineClient::connect(&config.listen, config.token.as_deref()).await?;
+    let mut client =
+        EngineClient::connect_with(&config.listen, config.token.as_deref(), config.tls.as_ref())
+            .await?;
     let clock = client.health().await?.clock;
     Ok(Started {
         child: Some(child),
@@ -209,9 +214,13 @@ async fn start(config: &SupervisorConfig) -> Result<Started, SupervisorError> {
 /// An engine already answering on the address, with what it holds, if there is one.
 async fn running(config: &SupervisorConfig) -> Option<(Started, proto::HealthReply)> {
     let attempt = async {
-        let mut client = EngineClient::connect(&config.listen, config.token.as_deref())
-            .await
-            .ok()?;
+        let mut client = EngineClient::connect_with(
+            &config.listen,
+            config.token.as_deref(),
+            config.tls.as_ref(),
+        )
+        .await
+        .ok()?;
         let health = client.health().await.ok()?;
         Some((client, health))
     };
