@@ -36,6 +36,13 @@ enum Command {
     /// Plan a station and print the timeline: from its grimnir-planner files, or with
     /// `--source database` as stored in the configured database.
     Plan(PlanArgs),
+    /// Print (or write with --out) the key engines check DJs' live credentials with: the
+    /// `live.key_file` of an engine's config. It is derived from `auth.jwt_secret`.
+    LiveKey {
+        /// Write the key to this file (created with mode 0600) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +209,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// `grimnir live-key`.
+fn live_key(config: &Config, out: Option<&std::path::Path>) -> Result<(), String> {
+    let secret = config.auth.jwt_secret.as_ref().ok_or(
+        "auth.jwt_secret (GRIMNIR_JWT_SECRET) is not set: without it the server signs with a \
+         random secret that changes at every start, and engines could not keep a live key",
+    )?;
+    let key = secret.live_key();
+    match out {
+        None => println!("{key}"),
+        Some(path) => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            writeln!(file, "{key}").map_err(|e| format!("{}: {e}", path.display()))?;
+            println!("wrote the live key to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     let command = match cli.command {
         Command::Plan(args) if args.source == PlanSource::Files => return plan(args),
@@ -214,6 +247,9 @@ fn run(cli: Cli) -> Result<(), String> {
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
+    if let Command::LiveKey { out } = command {
+        return live_key(&config, out.as_deref());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -221,6 +257,7 @@ fn run(cli: Cli) -> Result<(), String> {
     runtime.block_on(async {
         match command {
             Command::Plan(args) => plan_database(&config, args).await,
+            Command::LiveKey { .. } => Ok(()),
             Command::Serve => server::serve(&config, server::shutdown_signal())
                 .await
                 .map_err(|e| e.to_string()),

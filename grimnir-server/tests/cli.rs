@@ -189,6 +189,46 @@ async fn serve_logs_json_in_production_and_stops_on_sigterm() {
 }
 
 #[test]
+fn live_key_prints_the_key_engines_check_live_credentials_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-live-key-test-secret-of-32-bytes!!";
+    let key = |secret: &str| {
+        let out = run(grimnir(dir.path())
+            .env("GRIMNIR_JWT_SECRET", secret)
+            .arg("live-key"));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+    let printed = key(secret);
+    assert_eq!(printed.len(), 64, "{printed}");
+    assert!(printed.chars().all(|c| c.is_ascii_hexdigit()), "{printed}");
+    assert_eq!(printed, key(secret), "the same secret gives the same key");
+    assert_ne!(printed, key("another-test-secret-of-at-least-32-b"));
+    assert!(!printed.contains(secret));
+
+    // --out writes it, readable by its owner only.
+    let file = dir.path().join("live.key");
+    let out = run(grimnir(dir.path())
+        .env("GRIMNIR_JWT_SECRET", secret)
+        .args(["live-key", "--out"])
+        .arg(&file));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), printed);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+
+    // Without a configured secret there is no key an engine could keep.
+    let out = run(grimnir(dir.path()).arg("live-key"));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("jwt_secret"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn production_refuses_to_start_without_a_jwt_secret() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(grimnir(dir.path())

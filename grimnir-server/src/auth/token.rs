@@ -68,6 +68,27 @@ pub enum TokenError {
     Signing(String),
 }
 
+/// What the live source key is derived for ([`JwtSecret::live_key`]).
+const LIVE_KEY_LABEL: &[u8] = b"grimnir live source credential key v1";
+
+/// HMAC-SHA256 (RFC 2104).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > block.len() {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(block.map(|b| b ^ 0x36));
+    inner.update(message);
+    let mut outer = Sha256::new();
+    outer.update(block.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
 /// The secret access tokens are signed with. `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct JwtSecret(Vec<u8>);
@@ -80,6 +101,17 @@ impl JwtSecret {
             return Err(TokenError::SecretTooShort);
         }
         Ok(JwtSecret(secret))
+    }
+
+    /// The key live source credentials are signed with: HMAC-SHA256 of a fixed label under
+    /// this secret, as 64 lower-case hex digits. Engines check DJs' credentials with it (the
+    /// engine config's `live.key_file`), so it is a key of its own: an engine holding it can
+    /// vouch for DJs but cannot sign access tokens.
+    pub fn live_key(&self) -> String {
+        hmac_sha256(&self.0, LIVE_KEY_LABEL)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// 64 random bytes, for a development server started without a secret. Tokens signed with
@@ -146,6 +178,9 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Live source credentials: their own key ([`JwtSecret::live_key`]).
+    live_encoding: EncodingKey,
+    live_decoding: DecodingKey,
 }
 
 impl fmt::Debug for TokenKeys {
@@ -166,10 +201,13 @@ impl TokenKeys {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let live_key = secret.live_key();
         TokenKeys {
             encoding: EncodingKey::from_secret(&secret.0),
             decoding: DecodingKey::from_secret(&secret.0),
             validation,
+            live_encoding: EncodingKey::from_secret(live_key.as_bytes()),
+            live_decoding: DecodingKey::from_secret(live_key.as_bytes()),
         }
     }
 
@@ -265,9 +303,10 @@ pub struct LiveClaims {
 }
 
 impl TokenKeys {
-    /// Signs a live source credential with the server's key (HS256).
+    /// Signs a live source credential with the live key (HS256), which engines hold to
+    /// check it ([`JwtSecret::live_key`]).
     pub fn sign_live(&self, claims: &LiveClaims) -> Result<String, TokenError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.live_encoding)
             .map_err(|e| TokenError::Signing(e.to_string()))
     }
 
@@ -276,12 +315,11 @@ impl TokenKeys {
     pub fn verify_live(&self, token: &str) -> Result<LiveClaims, TokenError> {
         let mut validation = self.validation.clone();
         validation.set_audience(&[LIVE_AUDIENCE]);
-        let data = jsonwebtoken::decode::<LiveClaims>(token, &self.decoding, &validation).map_err(
-            |e| match e.kind() {
+        let data = jsonwebtoken::decode::<LiveClaims>(token, &self.live_decoding, &validation)
+            .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid("not a live source credential".into()),
-            },
-        )?;
+            })?;
         if data.claims.purpose != LIVE_PURPOSE {
             return Err(TokenError::Invalid("not a live source credential".into()));
         }
@@ -327,6 +365,73 @@ mod tests {
 
     fn now() -> i64 {
         chrono::Utc::now().timestamp()
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // A key longer than the block is hashed first (RFC 4231 test case 6).
+        let mac = hmac_sha256(
+            &[0xaa; 131],
+            b"Test Using Larger Than Block-Size Key - Hash Key First",
+        );
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn live_credentials_are_signed_with_the_live_key_not_the_token_secret() {
+        let secret: JwtSecret = SECRET.parse().unwrap();
+        let live_key = secret.live_key();
+        assert_eq!(live_key.len(), 64);
+        assert_eq!(
+            live_key,
+            secret.live_key(),
+            "the key is derived, not random"
+        );
+        let other: JwtSecret = "another secret of thirty-two bytes!".parse().unwrap();
+        assert_ne!(live_key, other.live_key());
+        let keys = TokenKeys::new(&secret);
+        let claims = LiveClaims {
+            iss: ISSUER.into(),
+            aud: LIVE_AUDIENCE.into(),
+            sub: "u".into(),
+            station: "s".into(),
+            mount: "m".into(),
+            purpose: LIVE_PURPOSE.into(),
+            iat: now(),
+            exp: now() + 60,
+            jti: "j".into(),
+        };
+        let credential = keys.sign_live(&claims).unwrap();
+        assert_eq!(keys.verify_live(&credential).unwrap(), claims);
+        // What an engine does with the live key alone.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[LIVE_AUDIENCE]);
+        let with = |key: &[u8]| {
+            jsonwebtoken::decode::<LiveClaims>(
+                &credential,
+                &DecodingKey::from_secret(key),
+                &validation,
+            )
+        };
+        assert!(with(live_key.as_bytes()).is_ok());
+        assert!(
+            with(SECRET.as_bytes()).is_err(),
+            "signed with the token secret"
+        );
+        // And a live credential signed with the token secret is refused.
+        let forged =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();
+        assert!(keys.verify_live(&forged).is_err());
     }
 
     #[test]
