@@ -23,6 +23,8 @@
 //! - [`http`]: an axum service with `/healthz`, `/readyz`, `/metrics`, the API and the event
 //!   stream (WebSocket and SSE), a request id on every request, and graceful shutdown.
 //! - [`logging`]: `tracing` with readable lines in development and JSON lines in production.
+//! - [`media`]: the media library's files: uploads kept per station, container sniffing,
+//!   probing and loudness/cue analysis with symphonia and grimnir-dsp, and the analysis worker.
 //! - [`plan`]: `grimnir plan`, the planner over a station's files or a station in the database.
 //! - [`planning`]: the planner over a station in the database: smart-block previews, clock
 //!   simulations and the schedule.
@@ -74,6 +76,7 @@ pub mod events;
 pub mod executor_pool;
 pub mod http;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod plan;
 pub mod planning;
