@@ -913,6 +913,127 @@ async fn the_analyser_measures_what_ffmpeg_measures(backend: &api::Backend) {
     );
 }
 
+/// A client that goes away mid-upload, or announces too much, leaves nothing behind.
+async fn interrupted_uploads_leave_nothing(backend: &api::Backend) {
+    let name = backend.name;
+    let media_dir = tempfile::tempdir().unwrap();
+    let w = world(backend, media_dir.path(), 1 << 20).await;
+    let path = format!("/api/v1/stations/{}/media", w.a);
+    let audio = wav(8_000, 1, 0.0, 2.0, -12.0);
+    let (content_type, body) = multipart(&[Part::file("a.wav", &audio)]);
+    // Half the body, then the connection breaks.
+    let half = bytes::Bytes::from(body[..body.len() / 2].to_vec());
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(half),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "gone",
+        )),
+    ];
+    let broken = api::call(Method::POST, &path)
+        .auth(&dj(&w))
+        .bytes(
+            &content_type,
+            axum::body::Body::from_stream(futures_util::stream::iter(chunks)),
+        )
+        .send(&w.app)
+        .await;
+    assert_eq!(broken.status, 400, "{name}: {}", broken.text);
+    assert_eq!(broken.code(), "malformed_multipart", "{name}");
+    // A body announced larger than the limit is refused before it is read.
+    let announced = api::call(Method::POST, &path)
+        .auth(&dj(&w))
+        .header("content-length", &(2u64 << 20).to_string())
+        .bytes(&content_type, body.clone())
+        .send(&w.app)
+        .await;
+    assert_eq!(announced.status, 413, "{name}: {}", announced.text);
+    assert!(
+        announced.text.contains("1048576 bytes (1 MiB)"),
+        "{name}: {}",
+        announced.text
+    );
+    assert_eq!(
+        files_under(media_dir.path()),
+        Vec::<PathBuf>::new(),
+        "{name}"
+    );
+    assert_eq!(media_count(&w).await, 0, "{name}");
+}
+
+/// Deleting an item takes its planned plays out of the schedule and keeps the past ones.
+async fn deleting_unplans_future_plays(backend: &api::Backend) {
+    let name = backend.name;
+    let media_dir = tempfile::tempdir().unwrap();
+    let w = world(backend, media_dir.path(), 1 << 20).await;
+    let audio = wav(8_000, 1, 0.0, 1.0, -12.0);
+    let a = upload(&w, &manager(&w), &[Part::file("a.wav", &audio)]).await;
+    assert_eq!(a.status, 201, "{name}: {}", a.text);
+    let id = a.body["id"].as_str().unwrap().to_owned();
+    let station = w.a;
+    let now = Utc::now();
+    let entry = |start: chrono::DateTime<Utc>| -> grimnir_planner::Entry {
+        serde_json::from_value(json!({
+            "start": start, "end": start + TimeDelta::seconds(1),
+            "source": {"type": "media", "id": id, "title": "a", "artists": [], "cue_in": 0, "cue_out": 1000},
+            "tier": "automation",
+            "transition": {"fade_in": 0, "fade_out": 0, "overlap": 0},
+            "provenance": {"role": "slot", "kind": "smart_block", "frame": start, "step": 0, "pick": 0}
+        }))
+        .unwrap()
+    };
+    let (past, future) = (
+        entry(now - TimeDelta::hours(1)),
+        entry(now + TimeDelta::hours(1)),
+    );
+    let (from, to) = (now - TimeDelta::hours(2), now + TimeDelta::hours(2));
+    let count = move |c: &mut grimnir_server::db::DbConnection| {
+        grimnir_server::db::schedule::list(c, station, from, to, grimnir_server::db::Page::ALL)
+            .map(|(entries, _)| entries.len())
+    };
+    let stored = w
+        .state
+        .db
+        .run(move |c| {
+            grimnir_server::db::schedule::replace_window(c, station, from, to, &[past, future])?;
+            count(c)
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, 2, "{name}");
+    let deleted = api::call(
+        Method::DELETE,
+        &format!(
+            "/api/v1/stations/{}/media/{}",
+            w.a,
+            a.body["id"].as_str().unwrap()
+        ),
+    )
+    .auth(&manager(&w))
+    .send(&w.app)
+    .await;
+    assert_eq!(deleted.status, 204, "{name}: {}", deleted.text);
+    assert_eq!(
+        w.state.db.run(count).await.unwrap(),
+        1,
+        "{name}: the past play stays"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_uploads_leave_nothing_on_every_backend() {
+    for backend in api::backends() {
+        interrupted_uploads_leave_nothing(&backend).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_unplans_future_plays_on_every_backend() {
+    for backend in api::backends() {
+        deleting_unplans_future_plays(&backend).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_container_is_taken_on_every_backend() {
     for backend in api::backends() {

@@ -326,10 +326,10 @@ impl Call {
         self
     }
 
-    /// A body of raw bytes with this content type.
-    pub fn bytes(mut self, content_type: &str, body: Vec<u8>) -> Self {
+    /// A body of raw bytes (or a stream) with this content type.
+    pub fn bytes(mut self, content_type: &str, body: impl Into<Body>) -> Self {
         self.request = self.request.header("content-type", content_type);
-        self.body = Body::from(body);
+        self.body = body.into();
         self
     }
 
