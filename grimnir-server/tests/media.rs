@@ -1020,6 +1020,80 @@ async fn deleting_unplans_future_plays(backend: &api::Backend) {
     );
 }
 
+/// The worker records a failed analysis (here: the file is gone) with its attempt and reason,
+/// and the item says why; it does not stop working.
+async fn the_worker_records_failures(backend: &api::Backend) {
+    let name = backend.name;
+    let media_dir = tempfile::tempdir().unwrap();
+    let w = world(backend, media_dir.path(), 1 << 20).await;
+    let audio = wav(8_000, 1, 0.0, 1.0, -12.0);
+    let a = upload(&w, &manager(&w), &[Part::file("a.wav", &audio)]).await;
+    assert_eq!(a.status, 201, "{name}: {}", a.text);
+    let id: MediaId = a.body["id"].as_str().unwrap().parse().unwrap();
+    std::fs::remove_file(
+        media_dir
+            .path()
+            .join(format!("stations/{}/media/{id}.wav", w.a)),
+    )
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        grimnir_server::media::analysis::AnalysisWorker::new(
+            w.state.db.clone(),
+            w.state.media.clone(),
+            w.state.events.clone(),
+        )
+        .run(async move {
+            let _ = stopped.await;
+        }),
+    );
+    let started = Instant::now();
+    let job = loop {
+        let job = w
+            .state
+            .db
+            .run(move |c| media_db::job_of(c, id))
+            .await
+            .unwrap()
+            .unwrap();
+        if job.2.is_some() {
+            break job;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{name}: no failure recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = stop.send(());
+    worker.await.unwrap();
+    // Back in the queue for a later attempt, with the reason.
+    assert_eq!((job.0.as_str(), job.1), ("pending", 1), "{name}");
+    assert!(
+        job.2.as_deref().unwrap().contains("cannot read the file"),
+        "{name}: {job:?}"
+    );
+    let item = api::call(Method::GET, &format!("/api/v1/stations/{}/media/{id}", w.a))
+        .auth(&dj(&w))
+        .send(&w.app)
+        .await;
+    assert_eq!(item.body["analysis_state"], "pending", "{name}");
+    assert!(
+        item.body["analysis_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read the file"),
+        "{name}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_records_failures_on_every_backend() {
+    for backend in api::backends() {
+        the_worker_records_failures(&backend).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupted_uploads_leave_nothing_on_every_backend() {
     for backend in api::backends() {
