@@ -658,8 +658,15 @@ pub(crate) async fn upload_media(
         tokio::task::spawn_blocking(move || crate::media::probe(&probe_path, container))
             .await
             .map_err(|e| {
-                tracing::error!(error = %e, "probe task");
-                ApiError::internal()
+                // The decoder panicked on this file: the file is what is wrong with the request.
+                tracing::warn!(error = %e, "the decoder failed on an upload");
+                ApiError::invalid_field(
+                    "file",
+                    format!(
+                        "the {} file cannot be played: the decoder failed on it",
+                        container.name()
+                    ),
+                )
             })?
             .map_err(|e| match e {
                 ProbeError::Io(io) => io_error("cannot read an upload", &received.part, &io),

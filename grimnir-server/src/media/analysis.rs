@@ -342,6 +342,19 @@ mod tests {
     }
 
     #[test]
+    fn a_wav_written_to_a_pipe_is_not_called_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("piped.wav");
+        let mut piped = wav(8_000, 1, 0.0, 1.0, -20.0);
+        piped[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        piped[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&path, &piped).unwrap();
+        let probed = decode::probe(&path, Container::Wav).unwrap();
+        assert_eq!(probed.duration_ms, Some(1000));
+        assert_eq!(analyse(&path, Container::Wav).unwrap().duration_ms, 1000);
+    }
+
+    #[test]
     fn probing_reads_format_and_length() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tone.wav");

@@ -182,7 +182,10 @@ pub(super) fn open(path: &Path, container: Container) -> Result<Opened, ProbeErr
         .map_err(|e| ProbeError::Codec(e.to_string()))?;
     Ok(Opened {
         track: track.id,
-        declared_frames: track.codec_params.n_frames.filter(|n| *n > 0),
+        declared_frames: track
+            .codec_params
+            .n_frames
+            .filter(|n| *n > 0 && !is_streamed_wav_length(container, &track.codec_params, *n)),
         declared_rate: track.codec_params.sample_rate.filter(|r| *r > 0),
         decoder,
         format,
@@ -287,6 +290,24 @@ impl Opened {
             reached_end: true,
         })
     }
+}
+
+/// Whether a WAV's declared length is the placeholder a writer that could not seek back leaves
+/// (a data chunk of 0xFFFFFFFF bytes, as ffmpeg writes to a pipe): not a claim to check.
+fn is_streamed_wav_length(
+    container: Container,
+    params: &symphonia::core::codecs::CodecParameters,
+    frames: u64,
+) -> bool {
+    let channels = params.channels.map_or(1, |c| c.count() as u64);
+    let bytes_per_sample = u64::from(
+        params
+            .bits_per_coded_sample
+            .or(params.bits_per_sample)
+            .unwrap_or(8),
+    )
+    .div_ceil(8);
+    container == Container::Wav && frames * channels * bytes_per_sample >= 0xFFFF_0000
 }
 
 /// Milliseconds of `frames` at `rate`, rounded down.
