@@ -14,7 +14,7 @@
 //! - [`auth`]: passwords (argon2id, bcrypt), access and refresh tokens, API keys, the policy of
 //!   who may do what, rate limits.
 //! - [`audit`]: the audit log.
-//! - [`events`]: the real-time event stream: the seven event types and their JSON wire format,
+//! - [`events`]: the real-time event stream: the eight event types and their JSON wire format,
 //!   and the [`events::EventBus`] that carries them in process or across instances over NATS
 //!   or Redis.
 //! - [`executor_pool`]: one task per active station driving its `grimnir-priority` executor:

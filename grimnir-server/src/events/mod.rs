@@ -1,7 +1,8 @@
 //! The real-time event stream: the events, their wire format, and the bus that carries them
 //! between server instances.
 //!
-//! - [`model`]: the seven event types of SPEC.md "Real-Time Event Stream" and `media_changed` and the [`Envelope`].
+//! - [`model`]: the seven event types of SPEC.md "Real-Time Event Stream", `media_changed`, and
+//!   the [`Envelope`].
 //! - [`EventBus`]: publish and subscribe, in process (`memory`, the default), or across
 //!   instances over NATS or Redis pub/sub, chosen by [`EventBusUrl`].
 //! - [`EventFilter`] and [`EventScope`]: which events a subscriber gets, and may get.
