@@ -244,6 +244,12 @@ async fn every_container_is_taken(backend: &api::Backend) {
             .join(format!("stations/{}/media/{id}.{ext}", w.a));
         assert_eq!(std::fs::read(&stored).unwrap(), *bytes, "{name} {file}");
     }
+    // Past axum's default body limit (2 MB): uploads are bound by media.max_upload_bytes only.
+    let long = wav(48_000, 2, 0.0, 20.0, -12.0);
+    assert!(long.len() > 3 << 20);
+    let taken = upload(&w, &dj(&w), &[Part::file("long.wav", &long)]).await;
+    assert_eq!(taken.status, 201, "{name}: {}", taken.text);
+    assert_eq!(taken.body["duration_ms"], 20_000, "{name}");
     // Parts win over tags.
     let tagged = files.iter().find(|f| f.0 == "tone.flac");
     if let Some((file, bytes, _, _)) = tagged {
