@@ -28,6 +28,12 @@
 //! | `event_bus.url` | `GRIMNIR_EVENT_BUS` | `RLM_EVENT_BUS` | `memory`; or `nats://host:4222`, `redis://host:6379` |
 //! | `event_bus.prefix` | `GRIMNIR_EVENT_BUS_PREFIX` | `RLM_EVENT_BUS_PREFIX` | `grimnir.events` |
 //! | `event_bus.buffer` | `GRIMNIR_EVENT_BUS_BUFFER` | `RLM_EVENT_BUS_BUFFER` | `1024` (16–65536) |
+//! | `media.dir` | `GRIMNIR_MEDIA_DIR` | `RLM_MEDIA_DIR` | `<data_dir>/media` |
+//! | `media.max_upload_bytes` | `GRIMNIR_MEDIA_MAX_UPLOAD_BYTES` | `RLM_MEDIA_MAX_UPLOAD_BYTES` | `1073741824` (1 GiB; 1 KiB–1 TiB) |
+//!
+//! Uploaded media is kept under `media.dir` as `stations/<station_id>/media/<media_id>.<ext>`
+//! (see [`crate::media`]); an upload whose file is larger than `media.max_upload_bytes` is
+//! refused with 413 while it streams, before it fills the disk.
 //!
 //! A variable overrides the file. When both a `GRIMNIR_*` variable and its `RLM_*` alias are
 //! set, the `GRIMNIR_*` one wins and [`Config::load`] returns a [`ConfigWarning`] saying so.
@@ -213,7 +219,39 @@ struct FileConfig {
     auth: FileAuth,
     #[serde(default)]
     event_bus: FileEventBus,
+    #[serde(default)]
+    media: FileMedia,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMedia {
+    #[serde(default)]
+    dir: Option<PathBuf>,
+    #[serde(default)]
+    max_upload_bytes: Option<UploadBytes>,
+}
+
+/// The largest upload taken, in bytes: 1 KiB to 1 TiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+struct UploadBytes(u64);
+
+impl TryFrom<u64> for UploadBytes {
+    type Error = String;
+
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        match n {
+            1024..=MAX_UPLOAD_LIMIT => Ok(UploadBytes(n)),
+            _ => Err(format!(
+                "{n} is not between 1024 and {MAX_UPLOAD_LIMIT} bytes"
+            )),
+        }
+    }
+}
+
+/// The highest `media.max_upload_bytes` allowed: 1 TiB.
+const MAX_UPLOAD_LIMIT: u64 = 1 << 40;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -329,6 +367,21 @@ pub struct LogConfig {
     pub level: LogLevel,
 }
 
+/// The media library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// Where uploaded files are kept.
+    pub dir: PathBuf,
+    /// The largest file an upload may carry, in bytes.
+    pub max_upload_bytes: u64,
+}
+
+/// The default of [`MediaConfig::max_upload_bytes`]: 1 GiB, a long DJ mix in lossless FLAC.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1 << 30;
+
+/// Name of the media directory in the data directory when none is configured.
+pub const DEFAULT_MEDIA_DIR: &str = "media";
+
 /// Authentication.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthConfig {
@@ -358,14 +411,18 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The event bus.
     pub event_bus: EventBusConfig,
+    /// The media library.
+    pub media: MediaConfig,
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
 }
 
 impl Default for Config {
-    /// The embedded defaults: development, `./data`, `127.0.0.1:8080`, SQLite in `./data`.
+    /// The embedded defaults: development, `./data`, `127.0.0.1:8080`, SQLite in `./data`,
+    /// media in `./data/media`.
     fn default() -> Self {
         let data_dir = PathBuf::from("data");
+        let media_dir = data_dir.join(DEFAULT_MEDIA_DIR);
         Config {
             environment: Environment::Development,
             database: DatabaseConfig {
@@ -385,6 +442,10 @@ impl Default for Config {
             },
             auth: AuthConfig::default(),
             event_bus: EventBusConfig::default(),
+            media: MediaConfig {
+                dir: media_dir,
+                max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            },
             file: None,
         }
     }
@@ -592,6 +653,8 @@ const AUTH_USER_PER_MINUTE: Setting = setting!("AUTH_USER_PER_MINUTE");
 const EVENT_BUS: Setting = setting!("EVENT_BUS");
 const EVENT_BUS_PREFIX: Setting = setting!("EVENT_BUS_PREFIX");
 const EVENT_BUS_BUFFER: Setting = setting!("EVENT_BUS_BUFFER");
+const MEDIA_DIR: Setting = setting!("MEDIA_DIR");
+const MEDIA_MAX_UPLOAD_BYTES: Setting = setting!("MEDIA_MAX_UPLOAD_BYTES");
 
 /// Reads a setting from the environment and parses it, naming the variable on failure.
 fn env_value<T, E: fmt::Display>(
@@ -703,6 +766,14 @@ impl Config {
         let bus_buffer = env_value(env, &EVENT_BUS_BUFFER, &mut warnings, parse_u64)?
             .or(parsed.event_bus.buffer)
             .map_or(defaults.event_bus.buffer, |BusBuffer(n)| n);
+        let media_dir = env_value(env, &MEDIA_DIR, &mut warnings, |s| {
+            Ok::<_, String>(PathBuf::from(s))
+        })?
+        .or(parsed.media.dir)
+        .unwrap_or_else(|| data_dir.join(DEFAULT_MEDIA_DIR));
+        let max_upload_bytes = env_value(env, &MEDIA_MAX_UPLOAD_BYTES, &mut warnings, parse_u64)?
+            .or(parsed.media.max_upload_bytes)
+            .map_or(DEFAULT_MAX_UPLOAD_BYTES, |UploadBytes(n)| n);
 
         // Not through `env_value`: its errors quote the value, and this one is a secret.
         let jwt_secret = match env.get(&JWT_SECRET, &mut warnings) {
@@ -768,6 +839,10 @@ impl Config {
                 url: bus_url,
                 prefix: bus_prefix,
                 buffer: bus_buffer,
+            },
+            media: MediaConfig {
+                dir: media_dir,
+                max_upload_bytes,
             },
             file,
         };
@@ -1134,6 +1209,69 @@ mod tests {
             panic!("{err:?}");
         };
         assert_eq!((field.as_str(), *line), ("event_bus.url", Some(2)));
+    }
+
+    #[test]
+    fn media_follows_the_data_dir_unless_set() {
+        let (config, _) = Config::load(None, &EnvVars::default()).unwrap();
+        assert_eq!(config.media.dir, Path::new("data/media"));
+        assert_eq!(config.media.max_upload_bytes, 1 << 30);
+        let env = EnvVars::from_pairs([("GRIMNIR_DATA_DIR", "/srv/radio")]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(config.media.dir, Path::new("/srv/radio/media"));
+        let env = EnvVars::from_pairs([
+            ("GRIMNIR_DATA_DIR", "/srv/radio"),
+            ("RLM_MEDIA_DIR", "/mnt/library"),
+            ("GRIMNIR_MEDIA_MAX_UPLOAD_BYTES", "5000000"),
+        ]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(config.media.dir, Path::new("/mnt/library"));
+        assert_eq!(config.media.max_upload_bytes, 5_000_000);
+        let parsed = parse_file(
+            Path::new("x.yaml"),
+            "media:\n  dir: /var/lib/grimnir/media\n  max_upload_bytes: 2048\n",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.media.dir.as_deref(),
+            Some(Path::new("/var/lib/grimnir/media"))
+        );
+        assert_eq!(parsed.media.max_upload_bytes, Some(UploadBytes(2048)));
+    }
+
+    #[test]
+    fn bad_media_settings_are_named() {
+        let err = file_error("media:\n  max_upload_bytes: 10\n");
+        let ConfigError::File {
+            field,
+            message,
+            line,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!(field, "media.max_upload_bytes");
+        assert_eq!(message, "10 is not between 1024 and 1099511627776 bytes");
+        assert_eq!(*line, Some(2));
+        let err = file_error("media:\n  folder: /x\n");
+        let ConfigError::File { field, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(field, "media.folder");
+        for (value, reason) in [
+            ("lots", "not a whole number"),
+            ("1099511627777", "1099511627777 is not between 1024"),
+        ] {
+            let env = EnvVars::from_pairs([("GRIMNIR_MEDIA_MAX_UPLOAD_BYTES", value)]);
+            match Config::load(None, &env) {
+                Err(ConfigError::Env { var, reason: r, .. }) => {
+                    assert_eq!(var, "GRIMNIR_MEDIA_MAX_UPLOAD_BYTES");
+                    assert!(r.starts_with(reason), "{r}");
+                }
+                other => panic!("{value}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! - [`auth`]: passwords (argon2id, bcrypt), access and refresh tokens, API keys, the policy of
 //!   who may do what, rate limits.
 //! - [`audit`]: the audit log.
-//! - [`events`]: the real-time event stream: the seven event types and their JSON wire format,
+//! - [`events`]: the real-time event stream: the eight event types and their JSON wire format,
 //!   and the [`events::EventBus`] that carries them in process or across instances over NATS
 //!   or Redis.
 //! - [`executor_pool`]: one task per active station driving its `grimnir-priority` executor:
@@ -23,6 +23,8 @@
 //! - [`http`]: an axum service with `/healthz`, `/readyz`, `/metrics`, the API and the event
 //!   stream (WebSocket and SSE), a request id on every request, and graceful shutdown.
 //! - [`logging`]: `tracing` with readable lines in development and JSON lines in production.
+//! - [`media`]: the media library's files: uploads kept per station, container sniffing,
+//!   probing and loudness/cue analysis with symphonia and grimnir-dsp, and the analysis worker.
 //! - [`plan`]: `grimnir plan`, the planner over a station's files or a station in the database.
 //! - [`planning`]: the planner over a station in the database: smart-block previews, clock
 //!   simulations and the schedule.
@@ -74,6 +76,7 @@ pub mod events;
 pub mod executor_pool;
 pub mod http;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod plan;
 pub mod planning;

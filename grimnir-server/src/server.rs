@@ -149,6 +149,23 @@ pub async fn serve(
         None => None,
     };
     let events = EventBus::connect(&config.event_bus).await?;
+    // The media library: uploads a stopped server left unfinished are removed, and the
+    // analyser measures what is queued.
+    let media = crate::media::MediaLibrary::new(&config.media);
+    match media.remove_stale_parts(crate::media::STALE_PART_AGE) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "unfinished uploads removed"),
+        Err(e) => tracing::warn!(dir = %media.dir().display(), error = %e,
+            "cannot look for unfinished uploads"),
+    }
+    let (analysis_stop, analysis_stopped) = tokio::sync::oneshot::channel::<()>();
+    let analysis = tokio::spawn(
+        crate::media::analysis::AnalysisWorker::new(db.clone(), media.clone(), events.clone()).run(
+            async move {
+                let _ = analysis_stopped.await;
+            },
+        ),
+    );
     // The executor pool: one executor per active station; commands are logged and kept until
     // the media engine client is wired in.
     let executors = crate::executor_pool::ExecutorPool::recording(db.clone(), events.clone());
@@ -168,6 +185,7 @@ pub async fn serve(
             auth,
             events,
             executors: executors.clone(),
+            media,
         }),
         shutdown,
         SHUTDOWN_GRACE,
@@ -175,6 +193,8 @@ pub async fn serve(
     .await?;
     pruning.abort();
     executors.shutdown();
+    let _ = analysis_stop.send(());
+    let _ = analysis.await;
     let _ = watch_stop.send(());
     if let Some(watcher) = watcher {
         let _ = watcher.await;

@@ -585,6 +585,7 @@ fn cases() -> Vec<Case> {
     // The programme and the schedule: reads for everyone at the station, writes for its
     // managers (and manager keys).
     all.extend(programme_cases());
+    all.extend(media_cases());
     all
 }
 
@@ -647,6 +648,50 @@ fn programme_cases() -> Vec<Case> {
             ]
         })
         .collect()
+}
+
+/// Who may read, write (upload, edit, tag) and manage (delete media, create and delete tags) a
+/// station's media library, at A.
+const MEDIA_USE_A: &[Who] = &[Admin, ManagerA, DjA, KeyA, KeyADj];
+const MEDIA_MANAGE_A: &[Who] = &[Admin, ManagerA, KeyA];
+
+/// The media library's routes, each at station A and at station B. `POST …/media` is sent as a
+/// multipart upload of a short WAV (see [`is_upload`]).
+fn media_cases() -> Vec<Case> {
+    type Body = Option<fn(&World) -> Value>;
+    type Allowed = (&'static [Who], &'static [Who]);
+    let use_ = (MEDIA_USE_A, PROGRAMME_B);
+    let manage = (MEDIA_MANAGE_A, PROGRAMME_B);
+    let rename: Body = Some(|_| json!({"title": "Renamed"}));
+    let tag: Body = Some(|_| json!({"name": "new tag"}));
+    #[rustfmt::skip]
+    let operations: Vec<(Method, &'static str, Body, u16, Allowed)> = vec![
+        (Method::GET, "/api/v1/stations/{s}/media", None, 200, use_),
+        (Method::POST, "/api/v1/stations/{s}/media", None, 201, use_),
+        (Method::GET, "/api/v1/stations/{s}/media/{media}", None, 200, use_),
+        (Method::PATCH, "/api/v1/stations/{s}/media/{media}", rename, 200, use_),
+        (Method::DELETE, "/api/v1/stations/{s}/media/{media}", None, 204, manage),
+        (Method::GET, "/api/v1/stations/{s}/media/{media}/file", None, 200, use_),
+        (Method::GET, "/api/v1/stations/{s}/tags", None, 200, use_),
+        (Method::POST, "/api/v1/stations/{s}/tags", tag, 201, manage),
+        (Method::DELETE, "/api/v1/stations/{s}/tags/{tag}", None, 204, manage),
+        (Method::PUT, "/api/v1/stations/{s}/media/{media}/tags/{tag}", None, 204, use_),
+        (Method::DELETE, "/api/v1/stations/{s}/media/{media}/tags/{tag}", None, 204, use_),
+    ];
+    operations
+        .into_iter()
+        .flat_map(|(method, path, body, ok, (at_a, at_b))| {
+            [
+                case(method.clone(), path, Scope::A, body, ok, at_a),
+                case(method, path, Scope::B, body, ok, at_b),
+            ]
+        })
+        .collect()
+}
+
+/// Whether a case is an upload, sent as a multipart body rather than JSON.
+fn is_upload(case: &Case) -> bool {
+    case.method == Method::POST && case.path.ends_with("/media")
 }
 
 /// Puts ids of a smart block (used by a clock), a spare smart block, a clock, a show and a
@@ -741,6 +786,9 @@ fn credential(world: &World, who: Who) -> Credential {
 /// Rows the cases act on, one of each at each station: `[at A, at B]`.
 struct Fixtures {
     dsp_graph: [uuid::Uuid; 2],
+    /// A media item (with its file) and a tag.
+    media: [uuid::Uuid; 2],
+    tag: [uuid::Uuid; 2],
 }
 
 impl Fixtures {
@@ -767,8 +815,63 @@ impl Fixtures {
             })
             .await
             .unwrap();
-        Fixtures { dsp_graph }
+        let (media, tag) = media_fixtures(world).await;
+        Fixtures {
+            dsp_graph,
+            media,
+            tag,
+        }
     }
+}
+
+/// A media item with a file in the world's media library, and a tag, at each station.
+async fn media_fixtures(world: &World) -> ([uuid::Uuid; 2], [uuid::Uuid; 2]) {
+    use grimnir_server::db::media::{self, MediaId, NewMedia};
+    let (a, b) = (world.a, world.b);
+    let library = world.state.media.clone();
+    let (media, tags, keys) = world
+        .state
+        .db
+        .run(move |c| {
+            let mut media_ids = [uuid::Uuid::nil(); 2];
+            let mut tag_ids = [uuid::Uuid::nil(); 2];
+            let mut keys = Vec::new();
+            for (i, station) in [a, b].into_iter().enumerate() {
+                let id = MediaId::random();
+                let key = grimnir_server::media::storage_key(
+                    station,
+                    id,
+                    grimnir_server::media::Container::Wav,
+                );
+                let new = NewMedia {
+                    id,
+                    title: "fixture".into(),
+                    artist: None,
+                    album: None,
+                    genre: None,
+                    year: None,
+                    storage_key: key.clone(),
+                    content_type: "audio/wav".into(),
+                    size_bytes: 44,
+                    duration_ms: Some(1000),
+                    sample_rate: 8000,
+                    channels: 1,
+                    filename: None,
+                };
+                media_ids[i] = media::create(c, station, &new)?.0.id.as_uuid();
+                tag_ids[i] = media::create_tag(c, station, "fixture")?.id.as_uuid();
+                keys.push(key);
+            }
+            Ok((media_ids, tag_ids, keys))
+        })
+        .await
+        .unwrap();
+    for key in keys {
+        let path = library.path_of(&key).unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, common::media::wav(8000, 1, 0.0, 0.1, -20.0)).unwrap();
+    }
+    (media, tags)
 }
 
 fn path(world: &World, fixtures: &Fixtures, case: &Case, who: Who) -> String {
@@ -789,6 +892,8 @@ fn path(world: &World, fixtures: &Fixtures, case: &Case, who: Who) -> String {
         .replace("{self}", &me.to_string())
         .replace("{spare_key}", &spare_key.to_string())
         .replace("{dsp_graph}", &fixtures.dsp_graph[at].to_string())
+        .replace("{media}", &fixtures.media[at].to_string())
+        .replace("{tag}", &fixtures.tag[at].to_string())
         .replace("{source}", &uuid::Uuid::new_v4().to_string())
 }
 
@@ -812,7 +917,9 @@ fn covered() -> BTreeSet<(String, String)> {
                 .replace("{spare_block}", "{block_id}")
                 .replace("{clock}", "{clock_id}")
                 .replace("{show}", "{show_id}")
-                .replace("{entry}", "{entry_id}");
+                .replace("{entry}", "{entry_id}")
+                .replace("{media}", "{media_id}")
+                .replace("{tag}", "{tag_id}");
             (c.method.as_str().to_lowercase(), template)
         })
         .collect()
@@ -835,6 +942,12 @@ async fn run_matrix(name: &'static str, url: grimnir_server::db::DatabaseUrl) ->
             let mut call = api::call(case.method.clone(), &target).auth(&credential(&world, who));
             if let Some(body) = case.body {
                 call = call.json(&body(&world));
+            }
+            if is_upload(&case) {
+                let audio = common::media::wav(8000, 1, 0.0, 0.2, -20.0);
+                let (content_type, body) =
+                    common::media::multipart(&[common::media::Part::file("a.wav", &audio)]);
+                call = call.bytes(&content_type, body);
             }
             let answer = call.send(&world.app).await;
             let (expected, code) = if case.allowed.contains(&who) {

@@ -130,6 +130,18 @@ impl Drop for Served {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_logs_json_in_production_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
+    // Uploads a stopped server left unfinished: the stale one is removed at start.
+    let uploads = dir.path().join("data/media/stations/s1/media");
+    std::fs::create_dir_all(&uploads).unwrap();
+    let (stale, fresh) = (uploads.join("a.flac.part"), uploads.join("b.flac.part"));
+    std::fs::write(&stale, b"x").unwrap();
+    std::fs::write(&fresh, b"x").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
     let mut child = grimnir(dir.path())
         .env("GRIMNIR_ENV", "production")
         .env("GRIMNIR_HTTP_LISTEN", "127.0.0.1:0")
@@ -157,6 +169,11 @@ async fn serve_logs_json_in_production_and_stops_on_sigterm() {
     let listening = served.wait_for("listening", |l| l["message"] == "listening");
     let addr: SocketAddr = listening["address"].as_str().unwrap().parse().unwrap();
     assert!(addr.ip().is_loopback());
+    let removed = served.wait_for("unfinished uploads", |l| {
+        l["message"] == "unfinished uploads removed"
+    });
+    assert_eq!(removed["removed"], 1);
+    assert!(!stale.exists() && fresh.exists());
     assert!(
         dir.path().join("data/grimnir.db").is_file(),
         "created on first start"

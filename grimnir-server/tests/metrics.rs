@@ -85,6 +85,9 @@ async fn metrics_carry_the_spec_names_and_count_requests_by_route_template() {
             Default::default(),
         ),
         events: EventBus::memory(),
+        media: grimnir_server::media::MediaLibrary::new(
+            &grimnir_server::config::Config::default().media,
+        ),
     });
 
     // Before any sample, every family is described.

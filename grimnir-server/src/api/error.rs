@@ -12,6 +12,7 @@
 //! | --- | --- | --- |
 //! | 400 | `malformed_json` | the body is not JSON |
 //! | 400 | `invalid_query` | a query parameter is missing, unknown or of the wrong type (`field` names it) |
+//! | 400 | `malformed_multipart` | a `multipart/form-data` upload body cannot be read |
 //! | 400 | `invalid_path` | a path parameter is not what it should be, e.g. not a UUID (`field` names it) |
 //! | 401 | `unauthenticated` | no credentials were given |
 //! | 401 | `invalid_token` | the access token, refresh token or API key is not good |
@@ -24,8 +25,9 @@
 //! | 405 | `method_not_allowed` | the route exists, not with this method |
 //! | 409 | `conflict` | a unique value is taken, or the change would lock everyone out |
 //! | 409 | `managed_by_file` | a station file declares what the request would change |
-//! | 413 | `payload_too_large` | the body is too large |
-//! | 415 | `unsupported_media_type` | a body without `Content-Type: application/json` |
+//! | 413 | `payload_too_large` | the body is too large; for an upload, the message names `media.max_upload_bytes` |
+//! | 415 | `unsupported_media_type` | a body without `Content-Type: application/json`; an upload that is not `multipart/form-data`, or whose file is not a container the media library takes |
+//! | 416 | `range_not_satisfiable` | a `Range` outside a media file; `Content-Range: bytes */<length>` |
 //! | 422 | `invalid_field` | the JSON is well-formed but a field is missing, of the wrong type or refused (`field` names it) |
 //! | 429 | `rate_limited` | too many requests; `Retry-After` says how many seconds to wait |
 //! | 500 | `internal` | a bug or a broken stored row; the details are in the server log |

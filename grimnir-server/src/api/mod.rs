@@ -39,6 +39,7 @@ pub mod dsp_graphs;
 pub mod error;
 pub mod extract;
 pub mod live;
+pub mod media;
 pub mod members;
 pub mod page;
 pub mod playout;
@@ -111,6 +112,7 @@ pub const DOCS_PATH: &str = "/api/v1/docs";
         (name = "analytics", description = "What is on air and what was played"),
         (name = "live", description = "DJs going live"),
         (name = "webhooks", description = "Reports from external playouts"),
+        (name = "media", description = "The media library: uploads, metadata, cue points, files and tags"),
     )
 )]
 pub struct ApiDoc;
@@ -222,7 +224,8 @@ pub fn router(state: &AppState) -> (Router<AppState>, OpenApiDocument) {
         .routes(routes!(analytics::track_start))
         .routes(routes!(live::live_authorize))
         .routes(routes!(live::live_handover))
-        .routes(routes!(live::live_release));
+        .routes(routes!(live::live_release))
+        .merge(media::routes());
     let (router, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(API_PREFIX, public.merge(signed_in))
         .split_for_parts();

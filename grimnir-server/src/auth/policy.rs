@@ -41,6 +41,14 @@
 //! | [`AnalyticsRead`](Action::AnalyticsRead) (now playing, spins) | ✓ | ✓ S | ✓ S | ✓ |
 //! | [`LiveSession`](Action::LiveSession) (authorize, hand over, release) | ✓ | ✓ S | ✓ S | — |
 //! | [`TrackReport`](Action::TrackReport) (the track-start webhook) | ✓ | ✓ S | ✓ S | ✓ |
+//! | [`MediaRead`](Action::MediaRead) (list, get, download media; list tags) | ✓ | ✓ S | ✓ S | ✓ |
+//! | [`MediaWrite`](Action::MediaWrite) (upload, edit metadata and cues, tag and untag) | ✓ | ✓ S | ✓ S | ✓ |
+//! | [`MediaDelete`](Action::MediaDelete) | ✓ | ✓ S | — | ✓ if manager |
+//! | [`TagWrite`](Action::TagWrite) (create and delete tags) | ✓ | ✓ S | — | ✓ if manager |
+//!
+//! DJs bring their own music and fix its titles and cue points, so they upload, edit and tag
+//! at their station; deleting media (which unplans it from the schedule) and curating the
+//! station's tag vocabulary (which smart blocks select by) are for managers.
 //!
 //! Anonymous requests are refused before the policy is asked (401); a refusal by the policy is
 //! 403. A manager may give roles at S up to manager; there is no role above it at a station.
@@ -113,6 +121,14 @@ pub enum Action {
     LiveSession,
     /// Report a track start from an external playout.
     TrackReport,
+    /// List, read and download a station's media; list its tags.
+    MediaRead,
+    /// Upload media to a station, change its metadata and cue points, tag and untag it.
+    MediaWrite,
+    /// Delete a station's media.
+    MediaDelete,
+    /// Create or delete a station's tags.
+    TagWrite,
 }
 
 /// Who may do an action.
@@ -150,6 +166,8 @@ const fn rule(action: Action) -> (Who, bool) {
         }
         PriorityWrite | PriorityEmergency => (Who::AtStation(StationRole::Manager), true),
         LiveSession => (Who::AtStation(StationRole::Dj), false),
+        MediaRead | MediaWrite => (Who::AtStation(StationRole::Dj), true),
+        MediaDelete | TagWrite => (Who::AtStation(StationRole::Manager), true),
     }
 }
 
@@ -338,6 +356,10 @@ mod tests {
             (ProgrammeWrite,  [true,  true,  false, true,  false]),
             (ScheduleRead,    [true,  true,  true,  true,  true ]),
             (ScheduleWrite,   [true,  true,  false, true,  false]),
+            (MediaRead,       [true,  true,  true,  true,  true ]),
+            (MediaWrite,      [true,  true,  true,  true,  true ]),
+            (MediaDelete,     [true,  true,  false, true,  false]),
+            (TagWrite,        [true,  true,  false, true,  false]),
         ];
         let principals = [&admin, &manager, &dj, &key_manager, &key_dj];
         for (action, expected) in table {

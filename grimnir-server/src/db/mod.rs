@@ -11,6 +11,7 @@
 //! - Repositories, each a set of blocking functions on a [`DbConnection`]: [`stations`],
 //!   [`users`], [`members`] (a user's role at a station), [`refresh_tokens`], [`api_keys`] and
 //!   [`dsp_graphs`].
+//! - The media library: [`media`] (items, tags and the analysis queue).
 //!   The audit log is written through [`crate::audit`].
 //! - The programme, as the planner models it: [`smart_blocks`], [`clocks`], [`shows`],
 //!   [`programme`] (the grid and other settings, and [`programme::load`], a station read as the
@@ -38,6 +39,7 @@ pub mod clocks;
 mod connection;
 pub mod dsp_graphs;
 pub mod executor_states;
+pub mod media;
 pub mod members;
 pub mod migrations;
 pub mod play_history;

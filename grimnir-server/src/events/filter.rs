@@ -274,7 +274,8 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "unknown event type \"Weather\"; expected one of now_playing, source_failure, \
-             buffer_health, loudness_metrics, silence_detected, output_health, priority_change"
+             buffer_health, loudness_metrics, silence_detected, output_health, priority_change, \
+             media_changed"
         );
     }
 
@@ -292,7 +293,7 @@ mod tests {
         #[test]
         fn listed_stations_and_types_are_exactly_what_passes(
             stations in proptest::collection::vec(proptest::num::u128::ANY, 1..5),
-            types in proptest::sample::subsequence(EventType::ALL.to_vec(), 1..7),
+            types in proptest::sample::subsequence(EventType::ALL.to_vec(), 1..8),
             probe in proptest::num::u128::ANY,
         ) {
             let query = format!(

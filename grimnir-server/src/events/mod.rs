@@ -1,7 +1,8 @@
 //! The real-time event stream: the events, their wire format, and the bus that carries them
 //! between server instances.
 //!
-//! - [`model`]: the seven event types of SPEC.md "Real-Time Event Stream" and the [`Envelope`].
+//! - [`model`]: the seven event types of SPEC.md "Real-Time Event Stream", `media_changed`, and
+//!   the [`Envelope`].
 //! - [`EventBus`]: publish and subscribe, in process (`memory`, the default), or across
 //!   instances over NATS or Redis pub/sub, chosen by [`EventBusUrl`].
 //! - [`EventFilter`] and [`EventScope`]: which events a subscriber gets, and may get.
@@ -51,6 +52,7 @@
 //! | `silence_detected` | `duration_ms`, `threshold_dbfs` |
 //! | `output_health` | `output_id`, `status` (`up`, `degraded`, `down`), `bytes_sent`; optional `message` |
 //! | `priority_change` | `from` (a source or `null`), `to` (a source), `reason` |
+//! | `media_changed` | `media_id`, `change` (`uploaded`, `analysed`, `analysis_failed`, `updated`, `deleted`) |
 //!
 //! Tiers are named `emergency`, `live_override`, `live_scheduled`, `automation`, `fallback`.
 //! Optional fields are left out when empty. Compatibility: fields and types may be added, so
@@ -81,7 +83,7 @@ pub use bus::{
 };
 pub use filter::{EventFilter, EventScope, FilterError};
 pub use model::{
-    BufferHealth, Envelope, Event, EventType, LoudnessMetrics, NowPlaying, OutputHealth,
-    OutputStatus, PriorityChange, SilenceDetected, SourceFailure, SourceRef, Tier,
-    UnknownEventType,
+    BufferHealth, Envelope, Event, EventType, LoudnessMetrics, MediaChange, MediaChanged,
+    NowPlaying, OutputHealth, OutputStatus, PriorityChange, SilenceDetected, SourceFailure,
+    SourceRef, Tier, UnknownEventType,
 };

@@ -26,11 +26,13 @@ pub enum EventType {
     OutputHealth,
     /// Another source took the air.
     PriorityChange,
+    /// A media item was uploaded, analysed, changed or deleted.
+    MediaChanged,
 }
 
 impl EventType {
     /// Every type, in declaration order.
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 8] = [
         EventType::NowPlaying,
         EventType::SourceFailure,
         EventType::BufferHealth,
@@ -38,6 +40,7 @@ impl EventType {
         EventType::SilenceDetected,
         EventType::OutputHealth,
         EventType::PriorityChange,
+        EventType::MediaChanged,
     ];
 
     /// The name on the wire, in subjects and channels, and in metric labels.
@@ -50,6 +53,7 @@ impl EventType {
             EventType::SilenceDetected => "silence_detected",
             EventType::OutputHealth => "output_health",
             EventType::PriorityChange => "priority_change",
+            EventType::MediaChanged => "media_changed",
         }
     }
 }
@@ -63,7 +67,7 @@ impl fmt::Display for EventType {
 /// A name that is not an event type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown event type {name:?}; expected one of now_playing, source_failure, buffer_health, loudness_metrics, silence_detected, output_health, priority_change"
+    "unknown event type {name:?}; expected one of now_playing, source_failure, buffer_health, loudness_metrics, silence_detected, output_health, priority_change, media_changed"
 )]
 pub struct UnknownEventType {
     /// The name given.
@@ -236,6 +240,32 @@ pub struct PriorityChange {
     pub reason: String,
 }
 
+/// What happened to a media item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MediaChange {
+    /// Uploaded; its analysis is queued.
+    Uploaded,
+    /// Analysed: length, loudness and cue points are known.
+    Analysed,
+    /// The analyser gave up on it.
+    AnalysisFailed,
+    /// Its metadata, cue points or tags were changed.
+    Updated,
+    /// Deleted.
+    Deleted,
+}
+
+/// `media_changed`: a station's media library changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaChanged {
+    /// The media item.
+    pub media_id: Uuid,
+    /// What happened to it.
+    pub change: MediaChange,
+}
+
 /// An event with its data, tagged by its type (`"type"` and `"data"` on the wire).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
@@ -255,6 +285,8 @@ pub enum Event {
     OutputHealth(OutputHealth),
     /// See [`PriorityChange`].
     PriorityChange(PriorityChange),
+    /// See [`MediaChanged`].
+    MediaChanged(MediaChanged),
 }
 
 impl Event {
@@ -268,6 +300,7 @@ impl Event {
             Event::SilenceDetected(_) => EventType::SilenceDetected,
             Event::OutputHealth(_) => EventType::OutputHealth,
             Event::PriorityChange(_) => EventType::PriorityChange,
+            Event::MediaChanged(_) => EventType::MediaChanged,
         }
     }
 }
@@ -393,6 +426,10 @@ mod tests {
                 from: Some(automation),
                 to: emergency,
                 reason: "emergency activated".to_owned(),
+            }),
+            Event::MediaChanged(MediaChanged {
+                media_id: Uuid::from_u128(7),
+                change: MediaChange::Analysed,
             }),
         ]
     }

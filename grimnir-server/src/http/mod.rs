@@ -56,6 +56,8 @@ pub struct AppState {
     pub events: EventBus,
     /// The executor pool: what is on air, and the requests that change it.
     pub executors: crate::executor_pool::ExecutorPool,
+    /// The media library's files and the analyser's bell.
+    pub media: crate::media::MediaLibrary,
 }
 
 #[derive(Serialize)]

@@ -270,6 +270,8 @@ pub struct Answer {
     pub headers: HeaderMap,
     pub body: Value,
     pub text: String,
+    /// The body as sent.
+    pub raw: Vec<u8>,
 }
 
 impl Answer {
@@ -324,6 +326,13 @@ impl Call {
         self
     }
 
+    /// A body of raw bytes (or a stream) with this content type.
+    pub fn bytes(mut self, content_type: &str, body: impl Into<Body>) -> Self {
+        self.request = self.request.header("content-type", content_type);
+        self.body = body.into();
+        self
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.request = self.request.header(name, value);
         self
@@ -346,6 +355,7 @@ impl Call {
                 headers,
                 body: Value::Null,
                 text: String::new(),
+                raw: Vec::new(),
             };
         }
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -354,6 +364,7 @@ impl Call {
             headers,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             text: String::from_utf8_lossy(&bytes).into_owned(),
+            raw: bytes.to_vec(),
         }
     }
 
@@ -370,6 +381,7 @@ impl Call {
             headers,
             body,
             text,
+            raw: bytes.to_vec(),
         }
     }
 }

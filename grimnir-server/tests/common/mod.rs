@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // each test binary uses a part; tests unwrap
 
 pub mod api;
+pub mod media;
 pub mod onair;
 
 use std::io::Write as _;
@@ -52,7 +53,23 @@ pub fn with_auth(db: Database, auth: Auth) -> AppState {
         db,
         auth,
         events,
+        media: test_media_library(),
     }
+}
+
+/// A media library in a fresh directory under the system's temporary directory, with a 1 MiB
+/// upload limit. Most tests never store a file there.
+pub fn test_media_library() -> grimnir_server::media::MediaLibrary {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "grimnir-test-media-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    grimnir_server::media::MediaLibrary::new(&grimnir_server::config::MediaConfig {
+        dir,
+        max_upload_bytes: 1 << 20,
+    })
 }
 
 /// How long to wait for a database server before calling it unreachable.
