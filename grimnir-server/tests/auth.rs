@@ -813,6 +813,90 @@ async fn event_stream(backend: &api::Backend) {
     }
 }
 
+/// Signed-in principals are cached briefly: a change made through the server applies to the
+/// next request, one made behind its back (another instance) within `PRINCIPAL_TTL`.
+async fn cached_principals(backend: &api::Backend) {
+    let name = backend.name;
+    let db = api::open(backend).await;
+    let world = World::new(common::state(db)).await;
+    let station = |s: grimnir_server::db::stations::StationId| format!("/api/v1/stations/{s}");
+    let get = |credential: Credential, path: String| {
+        let app = world.app.clone();
+        async move {
+            api::call(Method::GET, &path)
+                .auth(&credential)
+                .send(&app)
+                .await
+        }
+    };
+    let dj = Credential::Bearer(world.dj_a.token.clone());
+    // Twice: the second answer comes from the cache.
+    for _ in 0..2 {
+        assert_eq!(
+            get(dj.clone(), station(world.a)).await.status,
+            200,
+            "{name}"
+        );
+    }
+    // Taken off the station through the API: refused on the very next request.
+    let removed = api::call(
+        Method::DELETE,
+        &format!("/api/v1/stations/{}/members/{}", world.a, world.dj_a.id),
+    )
+    .auth(&Credential::Bearer(world.admin.token.clone()))
+    .send(&world.app)
+    .await;
+    assert_eq!(removed.status, 204, "{name}: {}", removed.text);
+    assert_eq!(
+        get(dj.clone(), station(world.a)).await.status,
+        403,
+        "{name}"
+    );
+
+    // Behind the server's back, as another instance sharing the database would.
+    let manager = Credential::Bearer(world.manager_b.token.clone());
+    assert_eq!(
+        get(manager.clone(), station(world.b)).await.status,
+        200,
+        "{name}"
+    );
+    let (b, user) = (world.b.to_string(), world.manager_b.id.to_string());
+    world
+        .state
+        .db
+        .run(move |c| {
+            use diesel::prelude::*;
+            use grimnir_server::db::schema::station_users;
+            diesel::delete(
+                station_users::table
+                    .filter(station_users::station_id.eq(&b))
+                    .filter(station_users::user_id.eq(&user)),
+            )
+            .execute(c)
+            .map_err(grimnir_server::db::StorageError::from)
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(grimnir_server::auth::PRINCIPAL_TTL + std::time::Duration::from_millis(300))
+        .await;
+    assert_eq!(get(manager, station(world.b)).await.status, 403, "{name}");
+
+    // Signing out ends the session's access tokens at once, cached or not.
+    let manager_a = Credential::Bearer(world.manager_a.token.clone());
+    assert_eq!(
+        get(manager_a.clone(), station(world.a)).await.status,
+        200,
+        "{name}"
+    );
+    let out = api::call(Method::POST, "/api/v1/auth/logout")
+        .json(&serde_json::json!({"refresh_token": world.refresh_dj_a}))
+        .send(&world.app)
+        .await;
+    assert_eq!(out.status, 204, "{name}");
+    let dj_me = get(dj, "/api/v1/auth/me".into()).await;
+    assert_eq!(dj_me.status, 401, "{name}: {}", dj_me.text);
+}
+
 macro_rules! on_every_backend {
     ($($test:ident => $body:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -832,6 +916,7 @@ on_every_backend! {
     users_members_and_station_lists => users_and_stations,
     racing_refreshes_cannot_both_win => refresh_race,
     the_event_stream_is_scoped_by_the_policy => event_stream,
+    principals_are_cached_briefly_and_dropped_on_change => cached_principals,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -586,7 +586,33 @@ fn cases() -> Vec<Case> {
     // managers (and manager keys).
     all.extend(programme_cases());
     all.extend(media_cases());
+    all.extend(migration_cases());
     all
+}
+
+/// Import jobs: admins only, no API keys.
+#[rustfmt::skip]
+fn migration_cases() -> Vec<Case> {
+    let backup: fn(&World) -> Value = |_| {
+        let path =
+            std::env::temp_dir().join(format!("grimnir-authz-backup-{}.zip", std::process::id()));
+        let mut zip = b"PK\x03\x04".to_vec();
+        zip.resize(64, 0);
+        std::fs::write(&path, zip).unwrap();
+        json!({"backup_path": path.display().to_string()})
+    };
+    let none = Scope::None;
+    let admin: &'static [Who] = &[Admin];
+    vec![
+        case(Method::POST, "/api/v1/migrations/azuracast", none, Some(backup), 201, admin),
+        // LibreTime backups may be zip archives too.
+        case(Method::POST, "/api/v1/migrations/libretime", none, Some(backup), 201, admin),
+        case(Method::GET, "/api/v1/migrations", none, None, 200, admin),
+        case(Method::GET, "/api/v1/migrations/{job}", none, None, 200, admin),
+        case(Method::DELETE, "/api/v1/migrations/{job}", none, None, 204, admin),
+        // The fixture job is complete, so its stream ends after its one event.
+        case(Method::GET, "/api/v1/migrations/{job}/events", none, None, 200, admin),
+    ]
 }
 
 /// Who may read and who may write a station's programme and schedule, at A and at B.
@@ -789,6 +815,8 @@ struct Fixtures {
     /// A media item (with its file) and a tag.
     media: [uuid::Uuid; 2],
     tag: [uuid::Uuid; 2],
+    /// A complete import job (not about a station).
+    job: uuid::Uuid,
 }
 
 impl Fixtures {
@@ -816,10 +844,27 @@ impl Fixtures {
             .await
             .unwrap();
         let (media, tag) = media_fixtures(world).await;
+        let admin = world.admin.id;
+        let job = world
+            .state
+            .db
+            .run(move |c| {
+                use diesel::prelude::*;
+                use grimnir_server::db::migration_jobs::{self, ImportSource};
+                use grimnir_server::db::schema::migration_jobs as jobs;
+                let job = migration_jobs::create(c, ImportSource::LibreTime, "/backup.sql", admin)?;
+                diesel::update(jobs::table.filter(jobs::id.eq(job.id.to_string())))
+                    .set(jobs::status.eq("complete"))
+                    .execute(c)?;
+                Ok(job.id.as_uuid())
+            })
+            .await
+            .unwrap();
         Fixtures {
             dsp_graph,
             media,
             tag,
+            job,
         }
     }
 }
@@ -894,6 +939,7 @@ fn path(world: &World, fixtures: &Fixtures, case: &Case, who: Who) -> String {
         .replace("{dsp_graph}", &fixtures.dsp_graph[at].to_string())
         .replace("{media}", &fixtures.media[at].to_string())
         .replace("{tag}", &fixtures.tag[at].to_string())
+        .replace("{job}", &fixtures.job.to_string())
         .replace("{source}", &uuid::Uuid::new_v4().to_string())
 }
 
@@ -919,7 +965,8 @@ fn covered() -> BTreeSet<(String, String)> {
                 .replace("{show}", "{show_id}")
                 .replace("{entry}", "{entry_id}")
                 .replace("{media}", "{media_id}")
-                .replace("{tag}", "{tag_id}");
+                .replace("{tag}", "{tag_id}")
+                .replace("{job}", "{job_id}");
             (c.method.as_str().to_lowercase(), template)
         })
         .collect()

@@ -41,6 +41,7 @@ pub mod extract;
 pub mod live;
 pub mod media;
 pub mod members;
+pub mod migrations;
 pub mod page;
 pub mod playout;
 pub mod priority;
@@ -113,6 +114,7 @@ pub const DOCS_PATH: &str = "/api/v1/docs";
         (name = "live", description = "DJs going live"),
         (name = "webhooks", description = "Reports from external playouts"),
         (name = "media", description = "The media library: uploads, metadata, cue points, files and tags"),
+        (name = "migrations", description = "Import jobs from AzuraCast and LibreTime (admins)"),
     )
 )]
 pub struct ApiDoc;
@@ -225,7 +227,8 @@ pub fn router(state: &AppState) -> (Router<AppState>, OpenApiDocument) {
         .routes(routes!(live::live_authorize))
         .routes(routes!(live::live_handover))
         .routes(routes!(live::live_release))
-        .merge(media::routes());
+        .merge(media::routes())
+        .merge(migrations::routes());
     let (router, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(API_PREFIX, public.merge(signed_in))
         .split_for_parts();
@@ -375,5 +378,8 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    db.run(move |conn| Ok(conn.write_transaction(f))).await?
+    let done = db.run(move |conn| Ok(conn.write_transaction(f))).await;
+    // Whatever happened, caches of stored state (signed-in principals) look again.
+    db.note_write();
+    done?
 }

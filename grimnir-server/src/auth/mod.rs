@@ -70,6 +70,31 @@ struct Inner {
     login_account: RateLimiter<String>,
     public_address: RateLimiter<IpAddr>,
     per_user: RateLimiter<UserId>,
+    /// Principals of access tokens, read lately (see [`PRINCIPAL_TTL`]).
+    principals: std::sync::Mutex<
+        std::collections::HashMap<(UserId, crate::db::refresh_tokens::FamilyId), CachedPrincipal>,
+    >,
+}
+
+/// How long a signed-in principal read from the database is used again without reading it
+/// anew, unless something is written through this server first (which empties the cache at
+/// once). A change made by another server instance sharing the database (a revoked session, a
+/// role taken away) is seen within this long.
+pub const PRINCIPAL_TTL: Duration = Duration::from_secs(2);
+
+/// The most principals kept; past it, expired ones are dropped, then all.
+const PRINCIPAL_CACHE_MAX: usize = 10_000;
+
+struct CachedPrincipal {
+    principal: policy::Principal,
+    read: Instant,
+    generation: u64,
+}
+
+impl std::fmt::Debug for CachedPrincipal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedPrincipal").finish_non_exhaustive()
+    }
 }
 
 /// Signing keys and rate limiters. Cloning is cheap and shares them.
@@ -102,7 +127,55 @@ impl Auth {
             login_account: RateLimiter::new(limits.login_per_account),
             public_address: RateLimiter::new(limits.public_per_address),
             per_user: RateLimiter::new(limits.per_user),
+            principals: Default::default(),
         }))
+    }
+
+    /// The principal of `session` as read at write `generation` within [`PRINCIPAL_TTL`].
+    pub(crate) fn cached_principal(
+        &self,
+        user: UserId,
+        session: crate::db::refresh_tokens::FamilyId,
+        generation: u64,
+    ) -> Option<policy::Principal> {
+        let cache = self
+            .0
+            .principals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache
+            .get(&(user, session))
+            .filter(|c| c.generation == generation && c.read.elapsed() < PRINCIPAL_TTL)
+            .map(|c| c.principal.clone())
+    }
+
+    /// Keeps a principal read from the database at write `generation`.
+    pub(crate) fn cache_principal(
+        &self,
+        user: UserId,
+        session: crate::db::refresh_tokens::FamilyId,
+        generation: u64,
+        principal: &policy::Principal,
+    ) {
+        let mut cache = self
+            .0
+            .principals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= PRINCIPAL_CACHE_MAX {
+            cache.retain(|_, c| c.generation == generation && c.read.elapsed() < PRINCIPAL_TTL);
+            if cache.len() >= PRINCIPAL_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            (user, session),
+            CachedPrincipal {
+                principal: principal.clone(),
+                read: Instant::now(),
+                generation,
+            },
+        );
     }
 
     /// The access-token keys.

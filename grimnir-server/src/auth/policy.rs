@@ -45,6 +45,7 @@
 //! | [`MediaWrite`](Action::MediaWrite) (upload, edit metadata and cues, tag and untag) | ✓ | ✓ S | ✓ S | ✓ |
 //! | [`MediaDelete`](Action::MediaDelete) | ✓ | ✓ S | — | ✓ if manager |
 //! | [`TagWrite`](Action::TagWrite) (create and delete tags) | ✓ | ✓ S | — | ✓ if manager |
+//! | [`MigrationAdmin`](Action::MigrationAdmin) (import jobs from other systems) | ✓ | — | — | — |
 //!
 //! DJs bring their own music and fix its titles and cue points, so they upload, edit and tag
 //! at their station; deleting media (which unplans it from the schedule) and curating the
@@ -129,6 +130,9 @@ pub enum Action {
     MediaDelete,
     /// Create or delete a station's tags.
     TagWrite,
+    /// Record, follow and cancel import jobs from other systems (they read files on the
+    /// server and create stations and users).
+    MigrationAdmin,
 }
 
 /// Who may do an action.
@@ -168,6 +172,7 @@ const fn rule(action: Action) -> (Who, bool) {
         LiveSession => (Who::AtStation(StationRole::Dj), false),
         MediaRead | MediaWrite => (Who::AtStation(StationRole::Dj), true),
         MediaDelete | TagWrite => (Who::AtStation(StationRole::Manager), true),
+        MigrationAdmin => (Who::Admin, false),
     }
 }
 
@@ -360,6 +365,7 @@ mod tests {
             (MediaWrite,      [true,  true,  true,  true,  true ]),
             (MediaDelete,     [true,  true,  false, true,  false]),
             (TagWrite,        [true,  true,  false, true,  false]),
+            (MigrationAdmin,  [true,  false, false, false, false]),
         ];
         let principals = [&admin, &manager, &dj, &key_manager, &key_dj];
         for (action, expected) in table {

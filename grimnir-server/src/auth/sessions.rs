@@ -293,6 +293,8 @@ impl Auth {
                 other => break other?,
             }
         };
+        // A reused token revokes its family: cached principals of it must go.
+        db.note_write();
         match outcome {
             Outcome::Rotated(user, family) => self.issue(user, family, next),
             Outcome::Reused => Err(AuthError::RefreshReused),
@@ -319,51 +321,64 @@ impl Auth {
     ) -> Result<(), AuthError> {
         let hash = token::refresh_token_hash(presented);
         let info = info.clone();
-        db.run(move |conn| {
-            let Some(row) = refresh_tokens::find_by_hash(conn, &hash)? else {
-                return Ok(());
-            };
-            conn.transaction(|conn| {
-                if refresh_tokens::revoke_family(conn, row.family_id, now())? > 0 {
-                    let entry =
-                        audit_entry(Actor::User(row.user_id), "auth.logout", "session", &info)
-                            .target(row.family_id);
-                    audit::record(conn, &entry)?;
-                }
-                Ok(())
+        let done = db
+            .run(move |conn| {
+                let Some(row) = refresh_tokens::find_by_hash(conn, &hash)? else {
+                    return Ok(());
+                };
+                conn.transaction(|conn| {
+                    if refresh_tokens::revoke_family(conn, row.family_id, now())? > 0 {
+                        let entry =
+                            audit_entry(Actor::User(row.user_id), "auth.logout", "session", &info)
+                                .target(row.family_id);
+                        audit::record(conn, &entry)?;
+                    }
+                    Ok(())
+                })
             })
-        })
-        .await?;
+            .await;
+        // The session's access tokens must stop working now, cached or not.
+        db.note_write();
+        done?;
         Ok(())
     }
 
-    /// The principal of an `Authorization: Bearer` access token.
+    /// The principal of an `Authorization: Bearer` access token: from the cache when this
+    /// session's principal was read within [`PRINCIPAL_TTL`] and nothing was written through
+    /// the server since, else from the database.
     pub async fn authenticate_bearer(
         &self,
         db: &Database,
         bearer: &str,
     ) -> Result<Principal, AuthError> {
         let access = self.keys().verify(bearer)?;
-        db.run(move |conn| {
-            let user = usable_user(conn, access.user)?;
-            if refresh_tokens::family_revoked(conn, access.session)? {
-                return Ok(Err("the session has ended".to_owned()));
-            }
-            let user = match user {
-                Ok(user) => user,
-                Err(reason) => return Ok(Err(reason)),
-            };
-            let stations = members::roles_of(conn, user.id)?;
-            Ok(Ok(Principal::user(
-                user.id,
-                user.email,
-                user.role,
-                access.session,
-                stations,
-            )))
-        })
-        .await?
-        .map_err(AuthError::InvalidToken)
+        let generation = db.write_generation();
+        if let Some(principal) = self.cached_principal(access.user, access.session, generation) {
+            return Ok(principal);
+        }
+        let principal = db
+            .run(move |conn| {
+                let user = usable_user(conn, access.user)?;
+                if refresh_tokens::family_revoked(conn, access.session)? {
+                    return Ok(Err("the session has ended".to_owned()));
+                }
+                let user = match user {
+                    Ok(user) => user,
+                    Err(reason) => return Ok(Err(reason)),
+                };
+                let stations = members::roles_of(conn, user.id)?;
+                Ok(Ok(Principal::user(
+                    user.id,
+                    user.email,
+                    user.role,
+                    access.session,
+                    stations,
+                )))
+            })
+            .await?
+            .map_err(AuthError::InvalidToken)?;
+        self.cache_principal(access.user, access.session, generation, &principal);
+        Ok(principal)
     }
 
     /// The principal of an API key.

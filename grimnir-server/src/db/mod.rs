@@ -41,6 +41,7 @@ pub mod dsp_graphs;
 pub mod executor_states;
 pub mod media;
 pub mod members;
+pub mod migration_jobs;
 pub mod migrations;
 pub mod play_history;
 pub mod priority_sources;
@@ -291,6 +292,9 @@ pub struct Database {
     pool: Pool<ConnectionManager>,
     url: DatabaseUrl,
     timeout: Duration,
+    /// Counts writes noted with [`Database::note_write`], shared by the clones: what a cache
+    /// of stored state compares to know it may be stale.
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Database {
@@ -303,6 +307,19 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
+    /// Notes that something was written through this handle (or a clone of it), so caches of
+    /// stored state ([`Database::write_generation`]) start again from the database.
+    pub fn note_write(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many writes have been noted so far: a cache entry made at an earlier generation
+    /// may be stale.
+    pub fn write_generation(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Opens a pool to `url` and checks that one connection can be made.
     ///
     /// For an SQLite file, the file's directory is created first (the file itself is created by
@@ -342,6 +359,7 @@ impl Database {
             pool,
             url,
             timeout: options.connect_timeout,
+            writes: Default::default(),
         };
         db.run(|conn| {
             diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))

@@ -452,6 +452,10 @@ diesel::table! {
         created_at -> Timestamp,
         /// When the row was last changed (UTC).
         updated_at -> Timestamp,
+        /// The backup the job reads: an absolute path on the server.
+        backup_path -> Nullable<Text>,
+        /// The user who asked for the import.
+        created_by -> Nullable<Text>,
     }
 }
 

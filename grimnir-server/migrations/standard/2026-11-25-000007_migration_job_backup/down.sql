@@ -1,0 +1,2 @@
+ALTER TABLE migration_jobs DROP COLUMN created_by;
+ALTER TABLE migration_jobs DROP COLUMN backup_path;
