@@ -36,10 +36,12 @@ pub mod auth;
 pub mod caller;
 pub mod clocks;
 pub mod dsp_graphs;
+pub mod encoder_presets;
 pub mod error;
 pub mod extract;
 pub mod live;
 pub mod members;
+pub mod mounts;
 pub mod page;
 pub mod playout;
 pub mod priority;
@@ -99,6 +101,8 @@ pub const DOCS_PATH: &str = "/api/v1/docs";
         (name = "members", description = "Roles at stations"),
         (name = "api-keys", description = "API keys of stations, for integrations and webhooks"),
         (name = "audit", description = "The audit log"),
+        (name = "encoder-presets", description = "Named encoder settings that mounts use"),
+        (name = "mounts", description = "A station's encoded streams and their outputs"),
         (name = "dsp-graphs", description = "Saved DSP chains of stations, and the one applied"),
         (name = "smart-blocks", description = "Rule-based track selection, and previews of it"),
         (name = "clocks", description = "Hour templates made of slots, and simulations of them"),
@@ -222,7 +226,8 @@ pub fn router(state: &AppState) -> (Router<AppState>, OpenApiDocument) {
         .routes(routes!(analytics::track_start))
         .routes(routes!(live::live_authorize))
         .routes(routes!(live::live_handover))
-        .routes(routes!(live::live_release));
+        .routes(routes!(live::live_release))
+        .merge(encoder_presets::routes().merge(mounts::routes()));
     let (router, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(API_PREFIX, public.merge(signed_in))
         .split_for_parts();

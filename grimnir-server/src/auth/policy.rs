@@ -41,6 +41,12 @@
 //! | [`AnalyticsRead`](Action::AnalyticsRead) (now playing, spins) | ✓ | ✓ S | ✓ S | ✓ |
 //! | [`LiveSession`](Action::LiveSession) (authorize, hand over, release) | ✓ | ✓ S | ✓ S | — |
 //! | [`TrackReport`](Action::TrackReport) (the track-start webhook) | ✓ | ✓ S | ✓ S | ✓ |
+//! | [`EncoderPresetRead`](Action::EncoderPresetRead) (shared by all stations) | ✓ | ✓ | ✓ | ✓ |
+//! | [`EncoderPresetWrite`](Action::EncoderPresetWrite) (create, change, delete) | ✓ | — | — | — |
+//! | [`MountRead`](Action::MountRead) | ✓ | ✓ S | ✓ S | ✓ |
+//! | [`MountWrite`](Action::MountWrite) (create, change, delete) | ✓ | ✓ S | — | ✓ if manager |
+//! | [`WebstreamRead`](Action::WebstreamRead) | ✓ | ✓ S | ✓ S | ✓ |
+//! | [`WebstreamWrite`](Action::WebstreamWrite) (create, change, delete; probe its health) | ✓ | ✓ S | — | ✓ if manager |
 //!
 //! Anonymous requests are refused before the policy is asked (401); a refusal by the policy is
 //! 403. A manager may give roles at S up to manager; there is no role above it at a station.
@@ -113,6 +119,19 @@ pub enum Action {
     LiveSession,
     /// Report a track start from an external playout.
     TrackReport,
+    /// Read the encoder presets (they belong to no station).
+    EncoderPresetRead,
+    /// Create, change or delete encoder presets.
+    EncoderPresetWrite,
+    /// Read a station's mounts.
+    MountRead,
+    /// Create, change or delete a station's mounts.
+    MountWrite,
+    /// Read a station's webstreams.
+    WebstreamRead,
+    /// Create, change or delete a station's webstreams, and probe their health: the server
+    /// then makes HTTP requests to the URLs given, so only managers may.
+    WebstreamWrite,
 }
 
 /// Who may do an action.
@@ -150,6 +169,10 @@ const fn rule(action: Action) -> (Who, bool) {
         }
         PriorityWrite | PriorityEmergency => (Who::AtStation(StationRole::Manager), true),
         LiveSession => (Who::AtStation(StationRole::Dj), false),
+        EncoderPresetRead => (Who::Anyone, true),
+        EncoderPresetWrite => (Who::Admin, false),
+        MountRead | WebstreamRead => (Who::AtStation(StationRole::Dj), true),
+        MountWrite | WebstreamWrite => (Who::AtStation(StationRole::Manager), true),
     }
 }
 
@@ -338,6 +361,12 @@ mod tests {
             (ProgrammeWrite,  [true,  true,  false, true,  false]),
             (ScheduleRead,    [true,  true,  true,  true,  true ]),
             (ScheduleWrite,   [true,  true,  false, true,  false]),
+            (EncoderPresetRead,  [true, true, true,  true,  true ]),
+            (EncoderPresetWrite, [true, false, false, false, false]),
+            (MountRead,       [true,  true,  true,  true,  true ]),
+            (MountWrite,      [true,  true,  false, true,  false]),
+            (WebstreamRead,   [true,  true,  true,  true,  true ]),
+            (WebstreamWrite,  [true,  true,  false, true,  false]),
         ];
         let principals = [&admin, &manager, &dj, &key_manager, &key_dj];
         for (action, expected) in table {

@@ -11,6 +11,7 @@
 //! - Repositories, each a set of blocking functions on a [`DbConnection`]: [`stations`],
 //!   [`users`], [`members`] (a user's role at a station), [`refresh_tokens`], [`api_keys`] and
 //!   [`dsp_graphs`].
+//! - Outputs and external streams: [`encoder_presets`] and [`mounts`].
 //!   The audit log is written through [`crate::audit`].
 //! - The programme, as the planner models it: [`smart_blocks`], [`clocks`], [`shows`],
 //!   [`programme`] (the grid and other settings, and [`programme::load`], a station read as the
@@ -37,9 +38,11 @@ pub mod api_keys;
 pub mod clocks;
 mod connection;
 pub mod dsp_graphs;
+pub mod encoder_presets;
 pub mod executor_states;
 pub mod members;
 pub mod migrations;
+pub mod mounts;
 pub mod play_history;
 pub mod priority_sources;
 pub mod programme;
