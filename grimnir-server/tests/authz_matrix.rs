@@ -667,6 +667,8 @@ fn output_cases() -> Vec<Case> {
                "bitrate_kbps": 128, "sample_rate": 44100}}]})
     });
     let rename: Body = Some(|_| json!({"name": "Renamed"}));
+    // Nobody listens on the discard port of loopback: a probe is refused at once.
+    let stream: Body = Some(|_| json!({"name": "Relay", "url": "http://127.0.0.1:9/relay"}));
     let read = (PROGRAMME_READ_A, PROGRAMME_B);
     let write = (PROGRAMME_WRITE_A, PROGRAMME_B);
     let mut all = vec![
@@ -718,6 +720,12 @@ fn output_cases() -> Vec<Case> {
         (Method::GET, "/api/v1/stations/{s}/mounts/{mount}", None, 200, read),
         (Method::PATCH, "/api/v1/stations/{s}/mounts/{mount}", rename, 200, write),
         (Method::DELETE, "/api/v1/stations/{s}/mounts/{mount}", None, 204, write),
+        (Method::GET, "/api/v1/stations/{s}/webstreams", None, 200, read),
+        (Method::POST, "/api/v1/stations/{s}/webstreams", stream, 201, write),
+        (Method::GET, "/api/v1/stations/{s}/webstreams/{webstream}", None, 200, read),
+        (Method::PATCH, "/api/v1/stations/{s}/webstreams/{webstream}", rename, 200, write),
+        (Method::DELETE, "/api/v1/stations/{s}/webstreams/{webstream}", None, 204, write),
+        (Method::GET, "/api/v1/stations/{s}/webstreams/{webstream}/health", None, 200, write),
     ];
     all.extend(
         operations
@@ -828,6 +836,8 @@ struct Fixtures {
     preset: uuid::Uuid,
     /// A mount with an encoding of its own at each station.
     mount: [String; 2],
+    /// A webstream at each station, on a loopback port nobody listens on.
+    webstream: [uuid::Uuid; 2],
 }
 
 impl Fixtures {
@@ -895,10 +905,30 @@ impl Fixtures {
             })
             .await
             .unwrap();
+        let webstream = world
+            .state
+            .db
+            .run(move |c| {
+                use grimnir_server::db::webstreams::{self, NewWebstream};
+                let mut ids = [uuid::Uuid::nil(); 2];
+                for (i, station) in [a, b].into_iter().enumerate() {
+                    let new = NewWebstream {
+                        name: "fixture".into(),
+                        url: "http://127.0.0.1:9/fixture".into(),
+                        fallback_urls: Vec::new(),
+                        headers: Default::default(),
+                    };
+                    ids[i] = webstreams::create(c, station, &new)?.id.as_uuid();
+                }
+                Ok(ids)
+            })
+            .await
+            .unwrap();
         Fixtures {
             dsp_graph,
             preset,
             mount,
+            webstream,
         }
     }
 }
@@ -923,6 +953,7 @@ fn path(world: &World, fixtures: &Fixtures, case: &Case, who: Who) -> String {
         .replace("{dsp_graph}", &fixtures.dsp_graph[at].to_string())
         .replace("{preset}", &fixtures.preset.to_string())
         .replace("{mount}", &fixtures.mount[at])
+        .replace("{webstream}", &fixtures.webstream[at].to_string())
         .replace("{source}", &uuid::Uuid::new_v4().to_string())
 }
 
@@ -943,6 +974,7 @@ fn covered() -> BTreeSet<(String, String)> {
                 .replace("{dsp_graph}", "{graph_id}")
                 .replace("{preset}", "{preset_id}")
                 .replace("{mount}", "{mount_id}")
+                .replace("{webstream}", "{stream_id}")
                 .replace("{source}", "{source_id}")
                 .replace("{block}", "{block_id}")
                 .replace("{spare_block}", "{block_id}")

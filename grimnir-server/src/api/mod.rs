@@ -51,6 +51,7 @@ pub mod shows;
 pub mod smart_blocks;
 pub mod stations;
 pub mod users;
+pub mod webstreams;
 
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
@@ -103,6 +104,7 @@ pub const DOCS_PATH: &str = "/api/v1/docs";
         (name = "audit", description = "The audit log"),
         (name = "encoder-presets", description = "Named encoder settings that mounts use"),
         (name = "mounts", description = "A station's encoded streams and their outputs"),
+        (name = "webstreams", description = "External streams a station relays, and their health"),
         (name = "dsp-graphs", description = "Saved DSP chains of stations, and the one applied"),
         (name = "smart-blocks", description = "Rule-based track selection, and previews of it"),
         (name = "clocks", description = "Hour templates made of slots, and simulations of them"),
@@ -227,7 +229,11 @@ pub fn router(state: &AppState) -> (Router<AppState>, OpenApiDocument) {
         .routes(routes!(live::live_authorize))
         .routes(routes!(live::live_handover))
         .routes(routes!(live::live_release))
-        .merge(encoder_presets::routes().merge(mounts::routes()));
+        .merge(
+            encoder_presets::routes()
+                .merge(mounts::routes())
+                .merge(webstreams::routes()),
+        );
     let (router, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(API_PREFIX, public.merge(signed_in))
         .split_for_parts();

@@ -11,7 +11,7 @@
 //! - Repositories, each a set of blocking functions on a [`DbConnection`]: [`stations`],
 //!   [`users`], [`members`] (a user's role at a station), [`refresh_tokens`], [`api_keys`] and
 //!   [`dsp_graphs`].
-//! - Outputs and external streams: [`encoder_presets`] and [`mounts`].
+//! - Outputs and external streams: [`encoder_presets`], [`mounts`] and [`webstreams`].
 //!   The audit log is written through [`crate::audit`].
 //! - The programme, as the planner models it: [`smart_blocks`], [`clocks`], [`shows`],
 //!   [`programme`] (the grid and other settings, and [`programme::load`], a station read as the
@@ -54,6 +54,7 @@ pub mod smart_blocks;
 pub mod stations;
 mod url;
 pub mod users;
+pub mod webstreams;
 
 use std::time::Duration;
 
