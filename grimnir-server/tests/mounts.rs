@@ -176,6 +176,27 @@ async fn mounts_keep_their_outputs_and_secrets(backend: &api::Backend) {
 
     let taken = post(json!({"name": "Main", "outputs": [icecast("/other", Some("pw"))]})).await;
     assert_eq!(taken.status, 409, "{name}: {}", taken.text);
+    // Racing creations of one name: exactly one wins, the others are told it is taken.
+    let racers: Vec<_> = (0..6)
+        .map(|_| {
+            let (app, base, token) = (world.app.clone(), base.clone(), manager(&world));
+            tokio::spawn(async move {
+                api::call(Method::POST, &base)
+                    .auth(&token)
+                    .json(&json!({"name": "Raced", "outputs": [icecast("/raced", Some("pw"))]}))
+                    .send(&app)
+                    .await
+                    .status
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for racer in racers {
+        statuses.push(racer.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409], "{name}");
     // The same name at another station is fine.
     let at_b = api::call(
         Method::POST,
@@ -231,7 +252,7 @@ async fn mounts_keep_their_outputs_and_secrets(backend: &api::Backend) {
         .send(&world.app)
         .await;
     assert_eq!(list.status, 200, "{name}: {}", list.text);
-    assert_eq!(list.body["total"], 1, "{name}");
+    assert_eq!(list.body["total"], 2, "{name}: Main 128k and Raced");
     let elsewhere = api::call(
         Method::GET,
         &format!("/api/v1/stations/{}/mounts/{id}", world.b),

@@ -394,6 +394,7 @@ pub(crate) async fn create_mount(
     let preset = body.encoder_preset_id.map(EncoderPresetId::from);
     let entry = audit_entry(&principal, &info, "mount.create", "mount");
     let mount = super::transaction(&state.db, move |conn| {
+        mounts::lock_station(conn, station)?;
         stations::get(conn, station)?;
         refuse_if_the_files(conn, station)?;
         let encoding = preset_encoding(conn, preset)?;
@@ -480,6 +481,7 @@ pub(crate) async fn update_mount(
     let details = serde_json::json!({ "changed": changed });
     let entry = audit_entry(&principal, &info, "mount.update", "mount");
     let mount = super::transaction(&state.db, move |conn| {
+        mounts::lock_station(conn, station)?;
         let old = mounts::get(conn, station, &id)?;
         refuse_if_the_files(conn, station)?;
         let preset = body

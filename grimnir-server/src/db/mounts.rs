@@ -435,6 +435,21 @@ fn load(
         .try_into()
 }
 
+/// Takes the write lock of `station`'s row until the transaction ends, so that two
+/// transactions checking a mount name of the same station run one after the other. Call it
+/// first in the transaction that calls [`create`] or renames with [`update`]: MySQL's
+/// repeatable-read snapshot is taken at the transaction's first read, and a snapshot taken
+/// before the lock would not see the name the other transaction took. (SQLite's write
+/// transactions hold the database's lock already; PostgreSQL and MySQL, at their default
+/// isolation, would otherwise let both see the name free.)
+pub fn lock_station(conn: &mut DbConnection, station: StationId) -> Result<(), StorageError> {
+    use super::schema::stations;
+    diesel::update(stations::table.find(station.to_string()))
+        .set(stations::updated_at.eq(stations::updated_at))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Refuses `name` when another mount of `station` (not `except`) has it.
 fn check_unique_name(
     conn: &mut DbConnection,
@@ -462,7 +477,7 @@ fn check_unique_name(
 
 /// Stores a new mount of `station` under a random UUID and returns it as stored. A name
 /// another mount of the station has is [`StorageError::Conflict`]. Call it in a write
-/// transaction.
+/// transaction that began with [`lock_station`].
 pub fn create(
     conn: &mut DbConnection,
     station: StationId,
@@ -521,7 +536,7 @@ pub fn list_page(
 }
 
 /// Applies `changes` and returns the mount as stored afterwards. Call it in a write
-/// transaction.
+/// transaction that began with [`lock_station`].
 pub fn update(
     conn: &mut DbConnection,
     station: StationId,
