@@ -132,7 +132,6 @@ impl From<MountRecord> for MountDto {
 
 /// `type: icecast`, as given.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct IcecastOutputInput {
     /// The server's host name or address.
     #[schema(example = "icecast.example.org")]
@@ -227,6 +226,23 @@ fn parse_output(i: usize, value: serde_json::Value) -> Result<MountOutputInput, 
             ));
         }
     };
+    // Unknown fields are refused here rather than by serde: the schema of a tagged output
+    // would otherwise refuse its own `type`.
+    if let Some((_, known)) = mounts::FIELDS.iter().find(|(k, _)| *k == kind)
+        && let Some(unknown) = fields.keys().find(|f| !known.contains(&f.as_str()))
+    {
+        return Err(ApiError::invalid_field(
+            format!("{at}.{unknown}"),
+            format!(
+                "unknown field `{unknown}`, expected one of {}",
+                known
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
     fn inner<T: serde::de::DeserializeOwned>(
         at: &str,
         fields: serde_json::Map<String, serde_json::Value>,

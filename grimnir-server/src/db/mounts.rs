@@ -39,7 +39,6 @@ pub enum MountOutput {
 
 /// `type: icecast`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct IcecastTarget {
     /// The server's host name or address.
     pub host: String,
@@ -57,8 +56,9 @@ pub struct IcecastTarget {
 }
 
 /// `type: hls`.
+// No `deny_unknown_fields`: the schema of a `type`-tagged output would then refuse its own
+// `type`. The API refuses unknown fields itself (`FIELDS`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct HlsTarget {
     /// The directory the playlist and segments are written to: an absolute path.
     #[schema(example = "/var/www/hls/wgmr")]
@@ -76,7 +76,6 @@ pub struct HlsTarget {
 
 /// `type: recording`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct RecordingTarget {
     /// The directory recordings are written to: an absolute path.
     #[schema(example = "/var/recordings/wgmr")]
@@ -374,12 +373,40 @@ struct MountRow {
     updated_at: NaiveDateTime,
 }
 
-/// The stored output list: this module's shape, or the station files' earlier one.
+/// The fields each type of output has besides `type`, for refusing unknown ones.
+pub const FIELDS: [(&str, &[&str]); 3] = [
+    (
+        "icecast",
+        &["host", "port", "mount", "username", "password", "encoding"],
+    ),
+    (
+        "hls",
+        &["path", "segment_duration_sec", "playlist_size", "encoding"],
+    ),
+    (
+        "recording",
+        &[
+            "path",
+            "file_pattern",
+            "rotation_days",
+            "max_size_gb",
+            "encoding",
+        ],
+    ),
+];
+
+/// The stored output list: this module's shape, or the station files' earlier one (outputs
+/// with a `url` or a `format` of their own).
 pub(crate) fn parse_outputs(text: &str) -> Option<Vec<MountOutput>> {
-    if let Ok(outputs) = serde_json::from_str(text) {
-        return Some(outputs);
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let legacy = value
+        .as_array()?
+        .iter()
+        .any(|o| o.get("url").is_some() || o.get("format").is_some());
+    if !legacy {
+        return serde_json::from_value(value).ok();
     }
-    let legacy: Vec<crate::station_files::OutputSpec> = serde_json::from_str(text).ok()?;
+    let legacy: Vec<crate::station_files::OutputSpec> = serde_json::from_value(value).ok()?;
     legacy
         .iter()
         .map(MountOutput::try_from)
@@ -671,6 +698,46 @@ mod tests {
             validate_outputs(&[hls], Some(&opus)).unwrap_err().0,
             "encoder_preset_id"
         );
+    }
+
+    #[test]
+    fn the_field_lists_match_the_types() {
+        let mut with_encoding = icecast();
+        if let MountOutput::Icecast(t) = &mut with_encoding {
+            t.encoding = Some(mp3());
+        }
+        let full = [
+            with_encoding,
+            MountOutput::Hls(HlsTarget {
+                path: "/h".into(),
+                segment_duration_sec: 4.0,
+                playlist_size: 6,
+                encoding: Some(mp3()),
+            }),
+            MountOutput::Recording(RecordingTarget {
+                path: "/r".into(),
+                file_pattern: default_file_pattern(),
+                rotation_days: Some(1),
+                max_size_gb: Some(1.0),
+                encoding: Some(mp3()),
+            }),
+        ];
+        for output in full {
+            let json = serde_json::to_value(&output).unwrap();
+            let kind = json["type"].as_str().unwrap();
+            let mut keys: Vec<&str> = json
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .filter(|k| *k != "type")
+                .collect();
+            let (_, listed) = FIELDS.iter().find(|(k, _)| *k == kind).unwrap();
+            let mut listed = listed.to_vec();
+            keys.sort_unstable();
+            listed.sort_unstable();
+            assert_eq!(keys, listed, "{kind}");
+        }
     }
 
     #[test]
