@@ -82,4 +82,5 @@ pub mod plan;
 pub mod planning;
 pub mod server;
 pub mod station_files;
+pub mod webstream_probe;
 mod yaml_paths;

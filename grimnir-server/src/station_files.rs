@@ -612,6 +612,89 @@ impl OutputSpec {
     }
 }
 
+impl From<Format> for crate::db::encoder_presets::AudioFormat {
+    fn from(f: Format) -> Self {
+        use crate::db::encoder_presets::AudioFormat;
+        match f {
+            Format::Mp3 => AudioFormat::Mp3,
+            Format::Aac => AudioFormat::Aac,
+            Format::Opus => AudioFormat::Opus,
+            Format::Flac => AudioFormat::Flac,
+        }
+    }
+}
+
+/// An output's encoding as the file gives it: lossy formats at [`DEFAULT_BITRATE_KBPS`]
+/// unless the file says otherwise.
+fn file_encoding(
+    format: Format,
+    bitrate_kbps: Option<u32>,
+    channels: u8,
+    sample_rate: u32,
+) -> crate::db::encoder_presets::Encoding {
+    let bitrate_kbps = match format {
+        Format::Flac => None,
+        _ => Some(bitrate_kbps.unwrap_or(DEFAULT_BITRATE_KBPS)),
+    };
+    crate::db::encoder_presets::Encoding {
+        format: format.into(),
+        bitrate_kbps,
+        sample_rate,
+        channels,
+        quality: None,
+    }
+}
+
+impl TryFrom<&OutputSpec> for crate::db::mounts::MountOutput {
+    type Error = String;
+
+    /// The output as the mounts table stores it: the Icecast URL taken apart, the format and
+    /// bitrate as the output's own encoding.
+    fn try_from(spec: &OutputSpec) -> Result<Self, String> {
+        use crate::db::mounts::{HlsTarget, IcecastTarget, MountOutput, RecordingTarget};
+        let path = |p: &Path| p.display().to_string();
+        Ok(match spec {
+            OutputSpec::Icecast(o) => {
+                check_icecast_url(&o.url)?;
+                // The checks above make every step below succeed.
+                let rest = o.url.strip_prefix("icecast://").unwrap_or_default();
+                let (credentials, rest) = rest.rsplit_once('@').unwrap_or_default();
+                let (username, password) = credentials.split_once(':').unwrap_or_default();
+                let (host_port, mount) = rest.split_once('/').unwrap_or_default();
+                let (host, port) = host_port.rsplit_once(':').unwrap_or_default();
+                MountOutput::Icecast(IcecastTarget {
+                    host: host.to_owned(),
+                    port: port
+                        .parse()
+                        .map_err(|_| format!("{port:?} is not a port"))?,
+                    mount: format!("/{mount}"),
+                    username: username.to_owned(),
+                    password: password.to_owned(),
+                    encoding: Some(file_encoding(
+                        o.format,
+                        o.bitrate_kbps,
+                        o.channels,
+                        o.sample_rate,
+                    )),
+                })
+            }
+            OutputSpec::Hls(o) => MountOutput::Hls(HlsTarget {
+                path: path(&o.path),
+                segment_duration_sec: o.segment_duration_sec,
+                playlist_size: o.playlist_size,
+                encoding: Some(file_encoding(o.format, o.bitrate_kbps, 2, 48_000)),
+            }),
+            OutputSpec::Recording(o) => MountOutput::Recording(RecordingTarget {
+                path: path(&o.path),
+                file_pattern: crate::db::mounts::default_file_pattern(),
+                rotation_days: o.rotation_days,
+                max_size_gb: o.max_size_gb,
+                encoding: Some(file_encoding(o.format, o.bitrate_kbps, 2, 48_000)),
+            }),
+        })
+    }
+}
+
 fn check_dir(path: &Path) -> Result<(), Problem> {
     if path.as_os_str().is_empty() {
         return Err(("path".into(), "an empty path".into()));
@@ -843,7 +926,18 @@ pub fn apply(
         )
         .execute(conn)?;
         for mount in &file.mounts {
-            let outputs = serde_json::to_string(&mount.outputs)
+            // Stored in the shape the mounts API reads and writes.
+            let stored = mount
+                .outputs
+                .iter()
+                .map(crate::db::mounts::MountOutput::try_from)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|reason| StorageError::Invalid {
+                    field: "mounts.outputs",
+                    value: mount.id.clone(),
+                    reason,
+                })?;
+            let outputs = serde_json::to_string(&stored)
                 .map_err(|e| StorageError::Task(format!("mount outputs as JSON: {e}")))?;
             let owner = mounts::table
                 .find(&mount.id)

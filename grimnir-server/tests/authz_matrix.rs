@@ -587,6 +587,7 @@ fn cases() -> Vec<Case> {
     all.extend(programme_cases());
     all.extend(media_cases());
     all.extend(migration_cases());
+    all.extend(output_cases());
     all
 }
 
@@ -720,6 +721,96 @@ fn is_upload(case: &Case) -> bool {
     case.method == Method::POST && case.path.ends_with("/media")
 }
 
+/// Encoder presets (read by anyone signed in, changed by admins) and mounts (read at the
+/// station, changed by its managers), each mount route at station A and at station B.
+fn output_cases() -> Vec<Case> {
+    type Body = Option<fn(&World) -> Value>;
+    type Allowed = (&'static [Who], &'static [Who]);
+    let preset: Body = Some(|_| {
+        json!({"name": format!("preset {}", uuid::Uuid::new_v4()), "format": "mp3",
+               "bitrate_kbps": 128, "sample_rate": 44100})
+    });
+    let rename_preset: Body =
+        Some(|_| json!({"name": format!("renamed {}", uuid::Uuid::new_v4())}));
+    let mount: Body = Some(|_| {
+        json!({"name": "Main", "outputs": [{"type": "icecast", "host": "localhost", "port": 8000,
+               "mount": "/main", "password": "hackme", "encoding": {"format": "mp3",
+               "bitrate_kbps": 128, "sample_rate": 44100}}]})
+    });
+    let rename: Body = Some(|_| json!({"name": "Renamed"}));
+    // Nobody listens on the discard port of loopback: a probe is refused at once.
+    let stream: Body = Some(|_| json!({"name": "Relay", "url": "http://127.0.0.1:9/relay"}));
+    let read = (PROGRAMME_READ_A, PROGRAMME_B);
+    let write = (PROGRAMME_WRITE_A, PROGRAMME_B);
+    let mut all = vec![
+        case(
+            Method::GET,
+            "/api/v1/encoder-presets",
+            Scope::None,
+            None,
+            200,
+            SIGNED_IN,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/encoder-presets",
+            Scope::None,
+            preset,
+            201,
+            &[Admin],
+        ),
+        case(
+            Method::GET,
+            "/api/v1/encoder-presets/{preset}",
+            Scope::None,
+            None,
+            200,
+            SIGNED_IN,
+        ),
+        case(
+            Method::PATCH,
+            "/api/v1/encoder-presets/{preset}",
+            Scope::None,
+            rename_preset,
+            200,
+            &[Admin],
+        ),
+        case(
+            Method::DELETE,
+            "/api/v1/encoder-presets/{preset}",
+            Scope::None,
+            None,
+            204,
+            &[Admin],
+        ),
+    ];
+    #[rustfmt::skip]
+    let operations: Vec<(Method, &'static str, Body, u16, Allowed)> = vec![
+        (Method::GET, "/api/v1/stations/{s}/mounts", None, 200, read),
+        (Method::POST, "/api/v1/stations/{s}/mounts", mount, 201, write),
+        (Method::GET, "/api/v1/stations/{s}/mounts/{mount}", None, 200, read),
+        (Method::PATCH, "/api/v1/stations/{s}/mounts/{mount}", rename, 200, write),
+        (Method::DELETE, "/api/v1/stations/{s}/mounts/{mount}", None, 204, write),
+        (Method::GET, "/api/v1/stations/{s}/webstreams", None, 200, read),
+        (Method::POST, "/api/v1/stations/{s}/webstreams", stream, 201, write),
+        (Method::GET, "/api/v1/stations/{s}/webstreams/{webstream}", None, 200, read),
+        (Method::PATCH, "/api/v1/stations/{s}/webstreams/{webstream}", rename, 200, write),
+        (Method::DELETE, "/api/v1/stations/{s}/webstreams/{webstream}", None, 204, write),
+        (Method::GET, "/api/v1/stations/{s}/webstreams/{webstream}/health", None, 200, write),
+    ];
+    all.extend(
+        operations
+            .into_iter()
+            .flat_map(|(method, path, body, ok, (at_a, at_b))| {
+                [
+                    case(method.clone(), path, Scope::A, body, ok, at_a),
+                    case(method, path, Scope::B, body, ok, at_b),
+                ]
+            }),
+    );
+    all
+}
+
 /// Puts ids of a smart block (used by a clock), a spare smart block, a clock, a show and a
 /// schedule entry at the case's station into `path`, creating them first.
 async fn with_programme(world: &World, scope: Scope, path: String) -> String {
@@ -817,6 +908,12 @@ struct Fixtures {
     tag: [uuid::Uuid; 2],
     /// A complete import job (not about a station).
     job: uuid::Uuid,
+    /// An encoder preset no mount uses.
+    preset: uuid::Uuid,
+    /// A mount with an encoding of its own at each station.
+    mount: [String; 2],
+    /// A webstream at each station, on a loopback port nobody listens on.
+    webstream: [uuid::Uuid; 2],
 }
 
 impl Fixtures {
@@ -860,11 +957,74 @@ impl Fixtures {
             })
             .await
             .unwrap();
+        let (preset, mount) = world
+            .state
+            .db
+            .run(move |c| {
+                use grimnir_server::db::encoder_presets::{self, AudioFormat, Encoding};
+                use grimnir_server::db::mounts::{self, IcecastTarget, MountOutput, NewMount};
+                let encoding = Encoding {
+                    format: AudioFormat::Mp3,
+                    bitrate_kbps: Some(128),
+                    sample_rate: 44_100,
+                    channels: 2,
+                    quality: None,
+                };
+                let preset = encoder_presets::create(
+                    c,
+                    &encoder_presets::NewEncoderPreset {
+                        name: format!("fixture {}", uuid::Uuid::new_v4()),
+                        encoding,
+                        options: Default::default(),
+                    },
+                )?;
+                let mut mount = [String::new(), String::new()];
+                for (i, station) in [a, b].into_iter().enumerate() {
+                    let new = NewMount {
+                        name: "fixture".into(),
+                        encoder_preset_id: None,
+                        outputs: vec![MountOutput::Icecast(IcecastTarget {
+                            host: "localhost".into(),
+                            port: 8000,
+                            mount: "/fixture".into(),
+                            username: "source".into(),
+                            password: "hackme".into(),
+                            encoding: Some(encoding),
+                        })],
+                    };
+                    mount[i] = mounts::create(c, station, &new)?.id;
+                }
+                Ok((preset.id.as_uuid(), mount))
+            })
+            .await
+            .unwrap();
+        let webstream = world
+            .state
+            .db
+            .run(move |c| {
+                use grimnir_server::db::webstreams::{self, NewWebstream};
+                let mut ids = [uuid::Uuid::nil(); 2];
+                for (i, station) in [a, b].into_iter().enumerate() {
+                    let new = NewWebstream {
+                        name: "fixture".into(),
+                        url: "http://127.0.0.1:9/fixture".into(),
+                        fallback_urls: Vec::new(),
+                        headers: Default::default(),
+                    };
+                    ids[i] = webstreams::create(c, station, &new)?.id.as_uuid();
+                }
+                Ok(ids)
+            })
+            .await
+            .unwrap();
         Fixtures {
             dsp_graph,
             media,
             tag,
             job,
+            preset,
+            mount,
+            webstream,
         }
     }
 }
@@ -940,6 +1100,9 @@ fn path(world: &World, fixtures: &Fixtures, case: &Case, who: Who) -> String {
         .replace("{media}", &fixtures.media[at].to_string())
         .replace("{tag}", &fixtures.tag[at].to_string())
         .replace("{job}", &fixtures.job.to_string())
+        .replace("{preset}", &fixtures.preset.to_string())
+        .replace("{mount}", &fixtures.mount[at])
+        .replace("{webstream}", &fixtures.webstream[at].to_string())
         .replace("{source}", &uuid::Uuid::new_v4().to_string())
 }
 
@@ -958,6 +1121,9 @@ fn covered() -> BTreeSet<(String, String)> {
                 .replace("{self}", "{user_id}")
                 .replace("{spare_key}", "{key_id}")
                 .replace("{dsp_graph}", "{graph_id}")
+                .replace("{preset}", "{preset_id}")
+                .replace("{mount}", "{mount_id}")
+                .replace("{webstream}", "{stream_id}")
                 .replace("{source}", "{source_id}")
                 .replace("{block}", "{block_id}")
                 .replace("{spare_block}", "{block_id}")

@@ -37,7 +37,7 @@ pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'d
 }
 
 /// The message of a serde error without the position serde_json appends (the field says where).
-fn bare(message: &str) -> &str {
+pub(crate) fn bare(message: &str) -> &str {
     match message.rfind(" at line ") {
         Some(at)
             if message[at + 9..]
@@ -52,7 +52,7 @@ fn bare(message: &str) -> &str {
 
 /// The field an error is about: the path where it happened, and for a missing or unknown field,
 /// that field's name below it.
-fn field_of(path: &str, message: &str) -> Option<String> {
+pub(crate) fn field_of(path: &str, message: &str) -> Option<String> {
     let named = ["missing field `", "unknown field `"]
         .iter()
         .find_map(|start| message.strip_prefix(start))

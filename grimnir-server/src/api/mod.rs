@@ -36,12 +36,14 @@ pub mod auth;
 pub mod caller;
 pub mod clocks;
 pub mod dsp_graphs;
+pub mod encoder_presets;
 pub mod error;
 pub mod extract;
 pub mod live;
 pub mod media;
 pub mod members;
 pub mod migrations;
+pub mod mounts;
 pub mod page;
 pub mod playout;
 pub mod priority;
@@ -51,6 +53,7 @@ pub mod shows;
 pub mod smart_blocks;
 pub mod stations;
 pub mod users;
+pub mod webstreams;
 
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
@@ -101,6 +104,9 @@ pub const DOCS_PATH: &str = "/api/v1/docs";
         (name = "members", description = "Roles at stations"),
         (name = "api-keys", description = "API keys of stations, for integrations and webhooks"),
         (name = "audit", description = "The audit log"),
+        (name = "encoder-presets", description = "Named encoder settings that mounts use"),
+        (name = "mounts", description = "A station's encoded streams and their outputs"),
+        (name = "webstreams", description = "External streams a station relays, and their health"),
         (name = "dsp-graphs", description = "Saved DSP chains of stations, and the one applied"),
         (name = "smart-blocks", description = "Rule-based track selection, and previews of it"),
         (name = "clocks", description = "Hour templates made of slots, and simulations of them"),
@@ -228,7 +234,12 @@ pub fn router(state: &AppState) -> (Router<AppState>, OpenApiDocument) {
         .routes(routes!(live::live_handover))
         .routes(routes!(live::live_release))
         .merge(media::routes())
-        .merge(migrations::routes());
+        .merge(migrations::routes())
+        .merge(
+            encoder_presets::routes()
+                .merge(mounts::routes())
+                .merge(webstreams::routes()),
+        );
     let (router, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(API_PREFIX, public.merge(signed_in))
         .split_for_parts();

@@ -46,6 +46,12 @@
 //! | [`MediaDelete`](Action::MediaDelete) | ✓ | ✓ S | — | ✓ if manager |
 //! | [`TagWrite`](Action::TagWrite) (create and delete tags) | ✓ | ✓ S | — | ✓ if manager |
 //! | [`MigrationAdmin`](Action::MigrationAdmin) (import jobs from other systems) | ✓ | — | — | — |
+//! | [`EncoderPresetRead`](Action::EncoderPresetRead) (shared by all stations) | ✓ | ✓ | ✓ | ✓ |
+//! | [`EncoderPresetWrite`](Action::EncoderPresetWrite) (create, change, delete) | ✓ | — | — | — |
+//! | [`MountRead`](Action::MountRead) | ✓ | ✓ S | ✓ S | ✓ |
+//! | [`MountWrite`](Action::MountWrite) (create, change, delete) | ✓ | ✓ S | — | ✓ if manager |
+//! | [`WebstreamRead`](Action::WebstreamRead) | ✓ | ✓ S | ✓ S | ✓ |
+//! | [`WebstreamWrite`](Action::WebstreamWrite) (create, change, delete; probe its health) | ✓ | ✓ S | — | ✓ if manager |
 //!
 //! DJs bring their own music and fix its titles and cue points, so they upload, edit and tag
 //! at their station; deleting media (which unplans it from the schedule) and curating the
@@ -133,6 +139,19 @@ pub enum Action {
     /// Record, follow and cancel import jobs from other systems (they read files on the
     /// server and create stations and users).
     MigrationAdmin,
+    /// Read the encoder presets (they belong to no station).
+    EncoderPresetRead,
+    /// Create, change or delete encoder presets.
+    EncoderPresetWrite,
+    /// Read a station's mounts.
+    MountRead,
+    /// Create, change or delete a station's mounts.
+    MountWrite,
+    /// Read a station's webstreams.
+    WebstreamRead,
+    /// Create, change or delete a station's webstreams, and probe their health: the server
+    /// then makes HTTP requests to the URLs given, so only managers may.
+    WebstreamWrite,
 }
 
 /// Who may do an action.
@@ -173,6 +192,10 @@ const fn rule(action: Action) -> (Who, bool) {
         MediaRead | MediaWrite => (Who::AtStation(StationRole::Dj), true),
         MediaDelete | TagWrite => (Who::AtStation(StationRole::Manager), true),
         MigrationAdmin => (Who::Admin, false),
+        EncoderPresetRead => (Who::Anyone, true),
+        EncoderPresetWrite => (Who::Admin, false),
+        MountRead | WebstreamRead => (Who::AtStation(StationRole::Dj), true),
+        MountWrite | WebstreamWrite => (Who::AtStation(StationRole::Manager), true),
     }
 }
 
@@ -366,6 +389,12 @@ mod tests {
             (MediaDelete,     [true,  true,  false, true,  false]),
             (TagWrite,        [true,  true,  false, true,  false]),
             (MigrationAdmin,  [true,  false, false, false, false]),
+            (EncoderPresetRead,  [true, true, true,  true,  true ]),
+            (EncoderPresetWrite, [true, false, false, false, false]),
+            (MountRead,       [true,  true,  true,  true,  true ]),
+            (MountWrite,      [true,  true,  false, true,  false]),
+            (WebstreamRead,   [true,  true,  true,  true,  true ]),
+            (WebstreamWrite,  [true,  true,  false, true,  false]),
         ];
         let principals = [&admin, &manager, &dj, &key_manager, &key_dj];
         for (action, expected) in table {

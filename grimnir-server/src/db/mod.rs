@@ -12,6 +12,7 @@
 //!   [`users`], [`members`] (a user's role at a station), [`refresh_tokens`], [`api_keys`] and
 //!   [`dsp_graphs`].
 //! - The media library: [`media`] (items, tags and the analysis queue).
+//! - Outputs and external streams: [`encoder_presets`], [`mounts`] and [`webstreams`].
 //!   The audit log is written through [`crate::audit`].
 //! - The programme, as the planner models it: [`smart_blocks`], [`clocks`], [`shows`],
 //!   [`programme`] (the grid and other settings, and [`programme::load`], a station read as the
@@ -38,11 +39,13 @@ pub mod api_keys;
 pub mod clocks;
 mod connection;
 pub mod dsp_graphs;
+pub mod encoder_presets;
 pub mod executor_states;
 pub mod media;
 pub mod members;
 pub mod migration_jobs;
 pub mod migrations;
+pub mod mounts;
 pub mod play_history;
 pub mod priority_sources;
 pub mod programme;
@@ -54,6 +57,7 @@ pub mod smart_blocks;
 pub mod stations;
 mod url;
 pub mod users;
+pub mod webstreams;
 
 use std::time::Duration;
 
