@@ -344,8 +344,8 @@ impl Auth {
     }
 
     /// The principal of an `Authorization: Bearer` access token: from the cache when this
-    /// session's principal was read within [`PRINCIPAL_TTL`] and nothing was written through
-    /// the server since, else from the database.
+    /// session's principal was read within [`PRINCIPAL_TTL`](super::PRINCIPAL_TTL) and
+    /// nothing was written through the server since, else from the database.
     pub async fn authenticate_bearer(
         &self,
         db: &Database,
