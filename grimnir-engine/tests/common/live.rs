@@ -28,25 +28,27 @@ pub(crate) fn live_credential(station: &str) -> String {
 
 /// ffmpeg streaming `seconds` of a sine as MP3 to the endpoint's `/live`, in real time.
 pub(crate) fn dj(port: u16, password: &str, freq: u32, seconds: u32) -> Child {
-    Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i"])
-        .arg(format!(
-            "sine=frequency={freq}:sample_rate=44100:duration={seconds}"
-        ))
-        .args(["-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k"])
-        .args(["-content_type", "audio/mpeg", "-ice_name", "Night shift"])
-        .args(["-f", "mp3"])
-        .arg(format!("icecast://source:{password}@127.0.0.1:{port}/live"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ffmpeg is needed")
+    let codec = [
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "128k",
+        "-content_type",
+        "audio/mpeg",
+    ];
+    let codec = [&codec[..], &["-ice_name", "Night shift", "-f", "mp3"]].concat();
+    sender(
+        freq,
+        seconds,
+        &codec,
+        &format!("icecast://source:{password}@127.0.0.1:{port}/live"),
+    )
 }
 
 /// ffmpeg sending `seconds` of a 48 kHz stereo sine in real time, encoded with `codec` (its
 /// codec and format arguments), to `url`.
-pub(crate) fn sender(freq: u32, seconds: u32, codec: &[&str], url: &str) -> std::process::Child {
-    std::process::Command::new("ffmpeg")
+pub(crate) fn sender(freq: u32, seconds: u32, codec: &[&str], url: &str) -> Child {
+    Command::new("ffmpeg")
         .args(["-v", "error", "-re", "-f", "lavfi", "-i"])
         .arg(format!(
             "sine=frequency={freq}:sample_rate=48000:duration={seconds}"
@@ -54,8 +56,8 @@ pub(crate) fn sender(freq: u32, seconds: u32, codec: &[&str], url: &str) -> std:
         .args(["-ac", "2"])
         .args(codec)
         .arg(url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("ffmpeg is needed")
 }
