@@ -813,6 +813,105 @@ async fn event_stream(backend: &api::Backend) {
     }
 }
 
+/// Browsers open the event stream with a ticket in the URL: good once, for the stations its
+/// buyer may read, and no better than the credential it was bought with.
+async fn event_tickets(backend: &api::Backend) {
+    let name = backend.name;
+    let db = api::open(backend).await;
+    let world = World::new(common::state(db)).await;
+    let app = &world.app;
+    let buy = |credential: Credential| async move {
+        let answer = call(Method::POST, "/api/v1/auth/ticket")
+            .auth(&credential)
+            .send(app)
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{name}: {}", answer.text);
+        assert_eq!(answer.body["expires_in"], 30, "{name}");
+        answer.body["ticket"].as_str().unwrap().to_owned()
+    };
+    let open = |query: String, credential: Credential| async move {
+        call(Method::GET, &format!("/api/v1/events/stream?{query}"))
+            .auth(&credential)
+            .send_for_status(app)
+            .await
+    };
+    let status = |a: &Answer| (a.status.as_u16(), a.code().to_owned());
+    let ok = (200, String::new());
+    let refused = |code: &str| (401, code.to_owned());
+    let dj = Credential::Bearer(world.dj_a.token.clone());
+    let (a, b) = (world.a, world.b);
+
+    // Nobody buys a ticket without signing in.
+    let anonymous = call(Method::POST, "/api/v1/auth/ticket").send(app).await;
+    assert_eq!(status(&anonymous), refused("unauthenticated"), "{name}");
+
+    // A ticket opens the DJ's own stations, and its filters are read as if it were not there.
+    let ticket = buy(dj.clone()).await;
+    let answer = open(
+        format!("station={a}&ticket={ticket}&types=now_playing"),
+        Credential::None,
+    )
+    .await;
+    assert_eq!(status(&answer), ok, "{name}: {}", answer.text);
+    assert_eq!(answer.headers["content-type"], "text/event-stream");
+    // Good once.
+    let again = open(format!("ticket={ticket}"), Credential::None).await;
+    assert_eq!(status(&again), refused("invalid_token"), "{name}");
+    assert!(again.text.contains("used before"), "{name}: {}", again.text);
+    // No further than its buyer may see.
+    let ticket = buy(dj.clone()).await;
+    let other = open(format!("ticket={ticket}&station={b}"), Credential::None).await;
+    assert_eq!(
+        status(&other),
+        (403, "forbidden_station".to_owned()),
+        "{name}"
+    );
+    // A header wins over a ticket, which is still taken out of the filters.
+    let answer = open(format!("ticket=whatever&station={a}"), dj.clone()).await;
+    assert_eq!(status(&answer), ok, "{name}: {}", answer.text);
+
+    // Not an access token, nor an access token a ticket.
+    let ticket = buy(dj.clone()).await;
+    let as_bearer = me(app, &Credential::Bearer(ticket.clone())).await;
+    assert_eq!(status(&as_bearer), refused("invalid_token"), "{name}");
+    let token_as_ticket = open(format!("ticket={}", world.dj_a.token), Credential::None).await;
+    assert_eq!(status(&token_as_ticket), refused("invalid_token"), "{name}");
+    let garbage = open("ticket=x.y.z".to_owned(), Credential::None).await;
+    assert_eq!(status(&garbage), refused("invalid_token"), "{name}");
+
+    // Bought with an API key, it is the key's scope; a revoked key's ticket is refused.
+    let key = Credential::ApiKey(world.spare_key_a.key.clone());
+    let ticket = buy(key.clone()).await;
+    let answer = open(format!("ticket={ticket}&station={a}"), Credential::None).await;
+    assert_eq!(status(&answer), ok, "{name}: {}", answer.text);
+    let ticket = buy(key).await;
+    let revoke = call(
+        Method::DELETE,
+        &format!("/api/v1/stations/{a}/api-keys/{}", world.spare_key_a.id),
+    )
+    .auth(&Credential::Bearer(world.manager_a.token.clone()))
+    .send(app)
+    .await;
+    assert_eq!(revoke.status, StatusCode::NO_CONTENT, "{name}");
+    let answer = open(format!("ticket={ticket}"), Credential::None).await;
+    assert_eq!(status(&answer), refused("invalid_token"), "{name}");
+
+    // A ticket outlives neither its session: signing out refuses the tickets bought in it.
+    let ticket = buy(dj).await;
+    let out = call(Method::POST, "/api/v1/auth/logout")
+        .json(&json!({"refresh_token": world.refresh_dj_a}))
+        .send(app)
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{name}");
+    let answer = open(format!("ticket={ticket}"), Credential::None).await;
+    assert_eq!(
+        status(&answer),
+        refused("invalid_token"),
+        "{name}: {}",
+        answer.text
+    );
+}
+
 /// Signed-in principals are cached briefly: a change made through the server applies to the
 /// next request, one made behind its back (another instance) within `PRINCIPAL_TTL`.
 async fn cached_principals(backend: &api::Backend) {
@@ -917,6 +1016,7 @@ on_every_backend! {
     racing_refreshes_cannot_both_win => refresh_race,
     the_event_stream_is_scoped_by_the_policy => event_stream,
     principals_are_cached_briefly_and_dropped_on_change => cached_principals,
+    event_tickets_are_good_once_and_no_better_than_their_credential => event_tickets,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -112,6 +112,14 @@ fn cases() -> Vec<Case> {
         // Oneself.
         case(Method::GET, "/api/v1/auth/me", none, None, 200, SIGNED_IN),
         case(
+            Method::POST,
+            "/api/v1/auth/ticket",
+            none,
+            None,
+            200,
+            SIGNED_IN,
+        ),
+        case(
             Method::PUT,
             "/api/v1/auth/password",
             none,

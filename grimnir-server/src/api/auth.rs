@@ -198,6 +198,41 @@ pub(crate) async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A ticket for opening one event stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventTicket {
+    /// Pass it as `?ticket=` to `GET /api/v1/events` (WebSocket) or
+    /// `GET /api/v1/events/stream` (SSE), instead of a header. Good once.
+    pub ticket: String,
+    /// Seconds left to present it (30).
+    #[schema(example = 30)]
+    pub expires_in: u64,
+}
+
+/// A ticket to open the event stream where no header can be set: a browser's `WebSocket` or
+/// `EventSource`. The stream opened with it is the caller's own, limited to the stations the
+/// caller may read when it is opened. The ticket is good once and for 30 seconds.
+#[utoipa::path(
+    post, path = "/auth/ticket", tag = "auth",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "A ticket for one event stream", body = EventTicket),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    )
+)]
+pub(crate) async fn event_ticket(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<EventTicket>, ApiError> {
+    // Anyone signed in may watch the stations they may read; the stream narrows to them.
+    authorize(&principal, Action::SelfRead, None)?;
+    let (ticket, _expires_at) = state.auth.issue_ticket(&principal)?;
+    Ok(Json(EventTicket {
+        ticket,
+        expires_in: crate::auth::token::TICKET_TTL.as_secs(),
+    }))
+}
+
 /// Who am I: the caller's user, credential and roles.
 #[utoipa::path(
     get, path = "/auth/me", tag = "auth",

@@ -166,12 +166,42 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestInfo {
 /// route (401 with the error body otherwise) and gives the stream handlers its
 /// [`EventScope`](crate::events::EventScope): every station for admins, else the stations where
 /// the policy allows [`Action::EventRead`].
+///
+/// A request without `Authorization` or `X-API-Key` may carry a ticket from
+/// `POST /auth/ticket` as `?ticket=` instead, since browsers cannot set headers on a WebSocket
+/// or an `EventSource`. The ticket is spent, and taken out of the query before the stream
+/// handlers read their filters.
 pub async fn scope_events(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
-    let principal = match Principal::from_request_parts(&mut parts, &state).await {
-        Ok(principal) => principal,
-        Err(e) => return e.into_response(),
+    let (ticket, rest) = take_ticket(parts.uri.query());
+    let has_header =
+        parts.headers.contains_key(AUTHORIZATION) || parts.headers.contains_key(&API_KEY_HEADER);
+    let principal = match ticket {
+        Some(ticket) if !has_header => match state.auth.redeem_ticket(&state.db, &ticket).await {
+            Ok(principal) => match state.auth.check_user(principal.user_id) {
+                Ok(()) => principal,
+                Err(limited) => return ApiError::rate_limited(limited).into_response(),
+            },
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        _ => match Principal::from_request_parts(&mut parts, &state).await {
+            Ok(principal) => principal,
+            Err(e) => return e.into_response(),
+        },
     };
+    if let Some(rest) = rest {
+        match with_query(&parts.uri, &rest) {
+            Some(uri) => parts.uri = uri,
+            None => {
+                return ApiError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "invalid_filter",
+                    "the query string cannot be read",
+                )
+                .into_response();
+            }
+        }
+    }
     let scope = if principal.is_admin() {
         crate::events::EventScope::All
     } else {
@@ -189,10 +219,90 @@ pub async fn scope_events(State(state): State<AppState>, request: Request, next:
     next.run(request).await
 }
 
+/// The value of the first `ticket` parameter of `query`, and the query without any `ticket`
+/// parameter (`None` when there was none to take out). Parameters are split on `&` and kept as
+/// written, so the filters that remain are parsed exactly as the client sent them.
+fn take_ticket(query: Option<&str>) -> (Option<String>, Option<String>) {
+    let Some(query) = query else {
+        return (None, None);
+    };
+    let mut ticket = None;
+    let mut found = false;
+    let mut rest = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("ticket", value)) => {
+                found = true;
+                if ticket.is_none() {
+                    // Tickets are base64url and dots: nothing to decode, but a client that
+                    // encodes anyway still works.
+                    ticket = Some(percent_decode(value).unwrap_or_else(|| value.to_owned()));
+                }
+            }
+            _ if pair == "ticket" => found = true,
+            _ => rest.push(pair),
+        }
+    }
+    (ticket, found.then(|| rest.join("&")))
+}
+
+/// `%XX` escapes and `+` decoded, or `None` when the result is not UTF-8.
+fn percent_decode(value: &str) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={value}"))
+        .ok()?
+        .pop()
+        .map(|(_, v)| v)
+}
+
+/// `uri` with its query replaced by `query` (dropped when empty).
+fn with_query(uri: &axum::http::Uri, query: &str) -> Option<axum::http::Uri> {
+    let path_and_query = if query.is_empty() {
+        uri.path().to_owned()
+    } else {
+        format!("{}?{query}", uri.path())
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    axum::http::Uri::from_parts(parts).ok()
+}
+
 /// Middleware for public endpoints: at most the configured rate per client address.
 pub async fn limit_public(State(state): State<AppState>, request: Request, next: Next) -> Response {
     match state.auth.check_public(ip_of(request.extensions())) {
         Ok(()) => next.run(request).await,
         Err(limited) => ApiError::rate_limited(limited).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ticket_is_taken_out_of_the_query_and_the_filters_stay_as_written() {
+        assert_eq!(take_ticket(None), (None, None));
+        assert_eq!(take_ticket(Some("types=now_playing")), (None, None));
+        assert_eq!(
+            take_ticket(Some("station=a%2Cb&ticket=x.y-z_&types=now_playing")),
+            (
+                Some("x.y-z_".to_owned()),
+                Some("station=a%2Cb&types=now_playing".to_owned())
+            )
+        );
+        // Only the first ticket counts; every one is removed.
+        assert_eq!(
+            take_ticket(Some("ticket=one&ticket=two")),
+            (Some("one".to_owned()), Some(String::new()))
+        );
+        assert_eq!(
+            take_ticket(Some("ticket%3D=no&ticket=a%2Eb")),
+            (Some("a.b".to_owned()), Some("ticket%3D=no".to_owned()))
+        );
+        let uri: axum::http::Uri = "/api/v1/events?ticket=t&types=x".parse().unwrap();
+        assert_eq!(
+            with_query(&uri, "types=x").unwrap(),
+            "/api/v1/events?types=x"
+        );
+        assert_eq!(with_query(&uri, "").unwrap(), "/api/v1/events");
     }
 }

@@ -92,7 +92,9 @@ pub const DOCS_PATH: &str = "/api/v1/docs";
             `unavailable` while the database cannot be reached. Not listed as operations: the \
             event stream, `GET /api/v1/events` (WebSocket) and `GET /api/v1/events/stream` \
             (Server-Sent Events), with `?station=` and `?types=` filters, authenticated like \
-            the other routes and limited to the stations the caller may read.",
+            the other routes and limited to the stations the caller may read. A browser, which \
+            cannot set headers on a WebSocket or an EventSource, gets a ticket from \
+            `POST /auth/ticket` and opens the stream with `?ticket=…` instead.",
         license(name = "MIT OR Apache-2.0")
     ),
     modifiers(&SecuritySchemes),
@@ -160,6 +162,7 @@ pub fn router(state: &AppState) -> (Router<AppState>, OpenApiDocument) {
         .route_layer(from_fn_with_state(state.clone(), caller::limit_public));
     let signed_in = OpenApiRouter::new()
         .routes(routes!(auth::me))
+        .routes(routes!(auth::event_ticket))
         .routes(routes!(auth::change_password))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(

@@ -24,7 +24,7 @@ use diesel::Connection as _;
 use super::Auth;
 use super::api_key;
 use super::password::{self, PasswordError, Verified};
-use super::policy::Principal;
+use super::policy::{Credential, Principal};
 use super::token::{self, REFRESH_TTL, TokenError};
 use crate::audit::{self, Actor, Entry};
 use crate::db::refresh_tokens::{self, FamilyId};
@@ -352,14 +352,27 @@ impl Auth {
         bearer: &str,
     ) -> Result<Principal, AuthError> {
         let access = self.keys().verify(bearer)?;
+        self.session_principal(db, access.user, access.session)
+            .await
+    }
+
+    /// The principal of `user` signed in with `session`: from the cache when it was read
+    /// within [`PRINCIPAL_TTL`](super::PRINCIPAL_TTL) and nothing was written through the
+    /// server since, else from the database, refused when the user or the session is gone.
+    async fn session_principal(
+        &self,
+        db: &Database,
+        user: UserId,
+        session: FamilyId,
+    ) -> Result<Principal, AuthError> {
         let generation = db.write_generation();
-        if let Some(principal) = self.cached_principal(access.user, access.session, generation) {
+        if let Some(principal) = self.cached_principal(user, session, generation) {
             return Ok(principal);
         }
         let principal = db
             .run(move |conn| {
-                let user = usable_user(conn, access.user)?;
-                if refresh_tokens::family_revoked(conn, access.session)? {
+                let user = usable_user(conn, user)?;
+                if refresh_tokens::family_revoked(conn, session)? {
                     return Ok(Err("the session has ended".to_owned()));
                 }
                 let user = match user {
@@ -368,16 +381,12 @@ impl Auth {
                 };
                 let stations = members::roles_of(conn, user.id)?;
                 Ok(Ok(Principal::user(
-                    user.id,
-                    user.email,
-                    user.role,
-                    access.session,
-                    stations,
+                    user.id, user.email, user.role, session, stations,
                 )))
             })
             .await?
             .map_err(AuthError::InvalidToken)?;
-        self.cache_principal(access.user, access.session, generation, &principal);
+        self.cache_principal(user, session, generation, &principal);
         Ok(principal)
     }
 
@@ -397,39 +406,102 @@ impl Auth {
             if !api_key::secret_matches(&secret, &secret_hash) {
                 return Ok(Err("unknown or malformed API key".to_owned()));
             }
-            let now = Utc::now();
-            if key.revoked_at.is_some() {
-                return Ok(Err("the API key is revoked".to_owned()));
-            }
-            if key.expires_at.is_some_and(|t| t <= now) {
-                return Ok(Err("the API key has expired".to_owned()));
-            }
-            let user = match usable_user(conn, key.user_id)? {
-                Ok(user) => user,
-                Err(reason) => return Ok(Err(reason)),
-            };
-            // Writing on every request would make each API call a write; a minute is precise
-            // enough for "last used".
-            if key
-                .last_used_at
-                .is_none_or(|t| now - t > chrono::Duration::seconds(60))
-            {
-                api_keys::touch(conn, key.id)?;
-            }
-            let stations = members::roles_of(conn, user.id)?;
-            Ok(Ok(Principal::api_key(
-                key.id,
-                key.station_id,
-                key.role,
-                user.id,
-                user.email,
-                user.role,
-                stations,
-            )))
+            key_principal(conn, key)
         })
         .await?
         .map_err(AuthError::InvalidToken)
     }
+
+    /// A ticket for opening one event stream as `principal`, with the same credential, and
+    /// when it expires (Unix seconds). See [`token::TicketClaims`].
+    pub fn issue_ticket(&self, principal: &Principal) -> Result<(String, i64), AuthError> {
+        let cred = match principal.credential {
+            Credential::Session(session) => format!("session:{session}"),
+            Credential::ApiKey(key) => format!("api_key:{key}"),
+        };
+        let now = Utc::now().timestamp();
+        let exp = now.saturating_add(i64::try_from(token::TICKET_TTL.as_secs()).unwrap_or(30));
+        let claims = token::TicketClaims {
+            iss: token::ISSUER.to_owned(),
+            aud: token::TICKET_AUDIENCE.to_owned(),
+            sub: principal.user_id.to_string(),
+            cred,
+            iat: now,
+            exp,
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        Ok((self.keys().sign_ticket(&claims)?, exp))
+    }
+
+    /// The principal of an event stream ticket, which is spent: a ticket presented a second
+    /// time to this server is refused. Its credential is checked as when it is used itself:
+    /// a session that has ended, a revoked key or a disabled user refuse the ticket too.
+    ///
+    /// Spent tickets are remembered by each server instance, so behind a load balancer a copied
+    /// ticket could open one stream on each instance within its 30 seconds.
+    pub async fn redeem_ticket(&self, db: &Database, ticket: &str) -> Result<Principal, AuthError> {
+        let claims = self.keys().verify_ticket(ticket)?;
+        let malformed = || AuthError::InvalidToken("not an event stream ticket".into());
+        let user: UserId = claims.sub.parse().map_err(|_| malformed())?;
+        if !self.spend_ticket(&claims.jti, claims.exp, Utc::now().timestamp()) {
+            return Err(AuthError::InvalidToken(
+                "the ticket was used before; ask for a new one".into(),
+            ));
+        }
+        match claims.cred.split_once(':') {
+            Some(("session", session)) => {
+                let session = session.parse().map_err(|_| malformed())?;
+                self.session_principal(db, user, session).await
+            }
+            Some(("api_key", key)) => {
+                let key: api_keys::ApiKeyId = key.parse().map_err(|_| malformed())?;
+                db.run(move |conn| match api_keys::find(conn, key)? {
+                    Some(key) if key.user_id == user => key_principal(conn, key),
+                    _ => Ok(Err("the API key no longer exists".to_owned())),
+                })
+                .await?
+                .map_err(AuthError::InvalidToken)
+            }
+            _ => Err(malformed()),
+        }
+    }
+}
+
+/// The principal of a stored API key, or why it is refused: revoked, expired, or its user
+/// gone or disabled. Notes the key's use (at most once a minute).
+fn key_principal(
+    conn: &mut DbConnection,
+    key: api_keys::ApiKey,
+) -> Result<Result<Principal, String>, StorageError> {
+    let now = Utc::now();
+    if key.revoked_at.is_some() {
+        return Ok(Err("the API key is revoked".to_owned()));
+    }
+    if key.expires_at.is_some_and(|t| t <= now) {
+        return Ok(Err("the API key has expired".to_owned()));
+    }
+    let user = match usable_user(conn, key.user_id)? {
+        Ok(user) => user,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    // Writing on every request would make each API call a write; a minute is precise enough
+    // for "last used".
+    if key
+        .last_used_at
+        .is_none_or(|t| now - t > chrono::Duration::seconds(60))
+    {
+        api_keys::touch(conn, key.id)?;
+    }
+    let stations = members::roles_of(conn, user.id)?;
+    Ok(Ok(Principal::api_key(
+        key.id,
+        key.station_id,
+        key.role,
+        user.id,
+        user.email,
+        user.role,
+        stations,
+    )))
 }
 
 /// The user, if it exists and is enabled; otherwise why not.

@@ -327,6 +327,60 @@ impl TokenKeys {
     }
 }
 
+/// The audience of event stream tickets: never accepted as an access token, nor an access
+/// token as a ticket.
+pub const TICKET_AUDIENCE: &str = "grimnir-event-ticket";
+
+/// How long an event stream ticket may wait before it is presented.
+pub const TICKET_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The claims of an event stream ticket: the bearer may open one event stream as the
+/// credential `cred` of user `sub` until `exp`.
+///
+/// A browser cannot set `Authorization` on a WebSocket or an `EventSource`, so it trades its
+/// access token for a ticket and puts the ticket in the stream's URL. The ticket is short-lived
+/// and good once, so a URL that lands in a proxy's log is useless by the time anyone reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketClaims {
+    /// Issuer: [`ISSUER`].
+    pub iss: String,
+    /// Audience: [`TICKET_AUDIENCE`].
+    pub aud: String,
+    /// The user's id.
+    pub sub: String,
+    /// The credential the ticket was bought with: `session:<family id>` or `api_key:<key id>`.
+    pub cred: String,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expires at, Unix seconds.
+    pub exp: i64,
+    /// A random ticket id, which is spent when the ticket is presented.
+    pub jti: String,
+}
+
+impl TokenKeys {
+    /// Signs an event stream ticket (HS256, the access tokens' key, the ticket audience).
+    pub fn sign_ticket(&self, claims: &TicketClaims) -> Result<String, TokenError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(|e| TokenError::Signing(e.to_string()))
+    }
+
+    /// Verifies an event stream ticket: algorithm, signature, expiry, issuer and the
+    /// [`TICKET_AUDIENCE`]. An access token or a live credential is refused.
+    pub fn verify_ticket(&self, ticket: &str) -> Result<TicketClaims, TokenError> {
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[TICKET_AUDIENCE]);
+        // A ticket lives seconds: the access tokens' leeway would more than double that.
+        validation.leeway = 0;
+        jsonwebtoken::decode::<TicketClaims>(ticket, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid("not an event stream ticket".into()),
+            })
+    }
+}
+
 /// A new refresh token and the hash to store.
 pub fn new_refresh_token() -> Result<(String, String), TokenError> {
     let token = format!(
@@ -432,6 +486,45 @@ mod tests {
         let forged =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();
         assert!(keys.verify_live(&forged).is_err());
+    }
+
+    #[test]
+    fn tickets_and_access_tokens_are_not_interchangeable() {
+        let keys = keys(SECRET);
+        let claims = TicketClaims {
+            iss: ISSUER.to_owned(),
+            aud: TICKET_AUDIENCE.to_owned(),
+            sub: UserId::random().to_string(),
+            cred: format!("session:{}", FamilyId::random()),
+            iat: now(),
+            exp: now() + 30,
+            jti: "t1".to_owned(),
+        };
+        let ticket = keys.sign_ticket(&claims).unwrap();
+        assert_eq!(keys.verify_ticket(&ticket).unwrap(), claims);
+        // A ticket is not an access token, nor an access token a ticket.
+        assert!(matches!(keys.verify(&ticket), Err(TokenError::Invalid(_))));
+        let access = keys
+            .issue(UserId::random(), FamilyId::random(), now())
+            .unwrap();
+        assert!(matches!(
+            keys.verify_ticket(&access),
+            Err(TokenError::Invalid(_))
+        ));
+        // Another server's ticket, and an expired one (no leeway: a second past is too late).
+        let foreign = TokenKeys::new(&"another secret of thirty-two bytes!!".parse().unwrap());
+        assert!(matches!(
+            keys.verify_ticket(&foreign.sign_ticket(&claims).unwrap()),
+            Err(TokenError::Invalid(_))
+        ));
+        let expired = TicketClaims {
+            exp: now() - 1,
+            ..claims
+        };
+        assert_eq!(
+            keys.verify_ticket(&keys.sign_ticket(&expired).unwrap()),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]

@@ -184,6 +184,15 @@ pub fn find_by_prefix(
         .transpose()
 }
 
+/// The key with this id, at whichever station, if there is one.
+pub fn find(conn: &mut DbConnection, id: ApiKeyId) -> Result<Option<ApiKey>, StorageError> {
+    match load(conn, &id.to_string()) {
+        Ok(key) => Ok(Some(key)),
+        Err(StorageError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The key with this id at this station.
 pub fn get(
     conn: &mut DbConnection,
