@@ -2,13 +2,18 @@
 //! `now_playing` events at a steady rate, and the delivery latency each client sees (from the
 //! envelope's `time`, stamped at publish, to the frame's arrival), as p50/p95/p99/max.
 //!
-//! Server, publisher and clients share this process and its cores, so the figures include the
-//! clients' own work. With `--bus nats://…` or `--bus redis://…` the publisher is a second
-//! instance with a bus connection of its own, so every event crosses the bus. Run it through `benches/event-fanout.sh`, which builds it optimized and
-//! raises the open-file limit first.
+//! `--role all` (the default) runs server, publisher and clients in this one process, so the
+//! figures include the clients' own work. `--role server` serves and publishes only, once
+//! `--clients` streams are open, and prints `listening on ADDR` first; `--role clients
+//! --connect ADDR` runs the clients only. Run as two processes (pinned to a core each by
+//! `benches/event-fanout.sh`), the server's figure no longer pays for the clients' decoding.
+//! With `--bus nats://…` or `--bus redis://…` the publisher is a second instance with a bus
+//! connection of its own, so every event crosses the bus. Run it through
+//! `benches/event-fanout.sh`, which builds it optimized and raises the open-file limit first.
 //!
 //! ```text
 //! cargo run --release -p grimnir-server --example event_fanout -- \
+//!     [--role all|server|clients] [--connect ADDR] \
 //!     [--clients 1000] [--events 200] [--rate 50] [--bus memory|nats://…|redis://…]
 //! ```
 
@@ -27,7 +32,20 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 
+/// Which part of the benchmark this process runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Server, publisher and clients.
+    All,
+    /// Server and publisher.
+    Server,
+    /// Clients of a server in another process.
+    Clients,
+}
+
 struct Options {
+    role: Role,
+    connect: Option<SocketAddr>,
     clients: usize,
     events: usize,
     rate: u32,
@@ -36,6 +54,8 @@ struct Options {
 
 fn options() -> anyhow::Result<Options> {
     let mut options = Options {
+        role: Role::All,
+        connect: None,
         clients: 1000,
         events: 200,
         rate: 50,
@@ -51,11 +71,23 @@ fn options() -> anyhow::Result<Options> {
             "--events" => options.events = value.parse()?,
             "--rate" => options.rate = value.parse()?,
             "--bus" => options.bus = value,
+            "--role" => {
+                options.role = match value.as_str() {
+                    "all" => Role::All,
+                    "server" => Role::Server,
+                    "clients" => Role::Clients,
+                    other => bail!("--role is all, server or clients, not {other}"),
+                }
+            }
+            "--connect" => options.connect = Some(value.parse()?),
             other => bail!("unknown option {other}"),
         }
     }
     if options.clients == 0 || options.events == 0 || options.rate == 0 {
         bail!("--clients, --events and --rate must be positive");
+    }
+    if (options.role == Role::Clients) != options.connect.is_some() {
+        bail!("--connect ADDR goes with --role clients, and only with it");
     }
     Ok(options)
 }
@@ -128,11 +160,11 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() -> anyhow::Result<()> {
-    let options = options()?;
+/// The server: the event stream routes on a loopback port, and the instance that publishes
+/// (the same one on the in-process bus, a second one with NATS or Redis).
+async fn serve(bus_url: &str) -> anyhow::Result<(SocketAddr, EventBus, EventBus)> {
     let config = EventBusConfig {
-        url: options.bus.parse()?,
+        url: bus_url.parse()?,
         buffer: 1024,
         ..EventBusConfig::default()
     };
@@ -153,8 +185,38 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((addr, bus, publisher))
+}
 
-    // Connect in waves so the listen backlog never overflows.
+/// `events` `now_playing` events at `rate` a second; how many did not reach the bus.
+async fn publish(publisher: &EventBus, events: usize, rate: u32) -> usize {
+    let station = Uuid::new_v4();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    let mut failures = 0;
+    for n in 0..events {
+        tick.tick().await;
+        let event = Event::NowPlaying(NowPlaying {
+            entry_id: None,
+            media_id: Some(Uuid::new_v4()),
+            title: format!("Benchmark item {n}"),
+            artist: "Grimnir".to_owned(),
+            album: None,
+            started_at: Utc::now(),
+            duration_ms: Some(180_000),
+        });
+        if publisher.publish(station, event).is_err() {
+            failures += 1;
+        }
+    }
+    failures
+}
+
+/// Connects the clients in waves (so the listen backlog never overflows) and waits until each
+/// is connected, and so subscribed, or failed.
+async fn connect_clients(
+    addr: SocketAddr,
+    options: &Options,
+) -> Vec<tokio::task::JoinHandle<anyhow::Result<ClientReport>>> {
     let connecting = Instant::now();
     let run_for = Duration::from_secs_f64(options.events as f64 / f64::from(options.rate));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60) + run_for;
@@ -172,7 +234,6 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(connected_tx);
-    // Every client connected (and so subscribed), or failed.
     let mut ready = 0;
     while tokio::time::timeout(Duration::from_secs(30), connected.recv())
         .await
@@ -186,33 +247,18 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("only {ready} of {} clients connected", options.clients);
     }
     println!(
-        "{} clients connected in {:.2} s; publishing {} events at {}/s on {}",
+        "{} clients connected in {:.2} s",
         options.clients,
         connecting.elapsed().as_secs_f64(),
-        options.events,
-        options.rate,
-        config.url
     );
+    clients
+}
 
-    let station = Uuid::new_v4();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(options.rate)));
-    let mut publish_failures = 0;
-    for n in 0..options.events {
-        tick.tick().await;
-        let event = Event::NowPlaying(NowPlaying {
-            entry_id: None,
-            media_id: Some(Uuid::new_v4()),
-            title: format!("Benchmark item {n}"),
-            artist: "Grimnir".to_owned(),
-            album: None,
-            started_at: Utc::now(),
-            duration_ms: Some(180_000),
-        });
-        if publisher.publish(station, event).is_err() {
-            publish_failures += 1;
-        }
-    }
-
+/// Gathers the clients' reports and prints the latencies; fails when a client failed.
+async fn report(
+    clients: Vec<tokio::task::JoinHandle<anyhow::Result<ClientReport>>>,
+    options: &Options,
+) -> anyhow::Result<()> {
     let mut latencies = Vec::with_capacity(options.clients * options.events);
     let (mut missed, mut failed_clients, mut short_clients) = (0, 0, 0);
     for handle in clients {
@@ -235,13 +281,12 @@ async fn main() -> anyhow::Result<()> {
     latencies.sort_unstable();
     let expected = options.clients * options.events;
     println!(
-        "delivered {} of {} ({} missed by lagging clients, {} clients short, {} clients failed, {} publish failures)",
+        "delivered {} of {} ({} missed by lagging clients, {} clients short, {} clients failed)",
         latencies.len(),
         expected,
         missed,
         short_clients,
         failed_clients,
-        publish_failures
     );
     println!(
         "latency ms: p50 {:.3}  p95 {:.3}  p99 {:.3}  max {:.3}",
@@ -254,4 +299,59 @@ async fn main() -> anyhow::Result<()> {
         bail!("{failed_clients} clients failed");
     }
     Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let options = options()?;
+    match options.role {
+        Role::All => {
+            let (addr, _bus, publisher) = serve(&options.bus).await?;
+            let clients = connect_clients(addr, &options).await;
+            println!(
+                "publishing {} events at {}/s on {}",
+                options.events, options.rate, options.bus
+            );
+            let failures = publish(&publisher, options.events, options.rate).await;
+            if failures > 0 {
+                eprintln!("{failures} events did not reach the bus");
+            }
+            report(clients, &options).await
+        }
+        Role::Server => {
+            let (addr, bus, publisher) = serve(&options.bus).await?;
+            println!("listening on {addr}");
+            // Publishing starts once every client's stream is open.
+            let waiting = Instant::now();
+            while bus.subscribers() < options.clients {
+                if waiting.elapsed() > Duration::from_secs(120) {
+                    bail!(
+                        "only {} of {} clients subscribed in 120 s",
+                        bus.subscribers(),
+                        options.clients
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            println!(
+                "publishing {} events at {}/s on {}",
+                options.events, options.rate, options.bus
+            );
+            let failures = publish(&publisher, options.events, options.rate).await;
+            if failures > 0 {
+                eprintln!("{failures} events did not reach the bus");
+            }
+            // Until the clients have read the last events and gone.
+            let draining = Instant::now();
+            while bus.subscribers() > 0 && draining.elapsed() < Duration::from_secs(30) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(())
+        }
+        Role::Clients => {
+            let addr = options.connect.context("--connect")?;
+            let clients = connect_clients(addr, &options).await;
+            report(clients, &options).await
+        }
+    }
 }

@@ -576,6 +576,12 @@ impl EventBus {
         }
     }
 
+    /// How many subscribers this instance has now (open event streams, and in-process
+    /// listeners such as the webhook relay).
+    pub fn subscribers(&self) -> usize {
+        self.inner.local.receiver_count()
+    }
+
     /// A new subscriber to every event on this instance from now on.
     pub fn subscribe(&self) -> Subscription {
         Subscription {
@@ -717,8 +723,16 @@ mod tests {
     async fn memory_bus_delivers_to_every_subscriber_once_in_order() {
         let bus = EventBus::memory();
         assert!(bus.is_connected());
+        assert_eq!(bus.subscribers(), 0);
         let mut first = bus.subscribe();
         let mut second = bus.subscribe();
+        assert_eq!(bus.subscribers(), 2);
+        drop(bus.subscribe());
+        assert_eq!(
+            bus.subscribers(),
+            2,
+            "a dropped subscription is no longer counted"
+        );
         let station = Uuid::new_v4();
         let ids: Vec<Uuid> = (0..3)
             .map(|n| bus.publish(station, buffer_event(n)).unwrap())
