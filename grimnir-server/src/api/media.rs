@@ -963,16 +963,24 @@ fn resolve_range(header: Option<&str>, len: u64) -> RangeAsk {
         (status = 200, description = "The whole file, with `Accept-Ranges: bytes`", content(
             (AudioFile = "audio/mpeg"), (AudioFile = "audio/flac"), (AudioFile = "audio/ogg"),
             (AudioFile = "audio/wav"), (AudioFile = "audio/mp4"),
+        ), headers(
+            ("Accept-Ranges" = String, description = "`bytes`"),
+            ("Content-Length" = u64, description = "The file's size in bytes"),
         )),
-        (status = 206, description = "The range asked for, with `Content-Range`", content(
+        (status = 206, description = "The range asked for", content(
             (AudioFile = "audio/mpeg"), (AudioFile = "audio/flac"), (AudioFile = "audio/ogg"),
             (AudioFile = "audio/wav"), (AudioFile = "audio/mp4"),
+        ), headers(
+            ("Content-Range" = String, description = "`bytes <first>-<last>/<length>`"),
+            ("Content-Length" = u64, description = "The range's size in bytes"),
         )),
         (status = 400, description = "Bad id", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No role at the station", body = ErrorBody),
         (status = 404, description = "No such item at the station, or its file is missing", body = ErrorBody),
-        (status = 416, description = "The range lies outside the file (`range_not_satisfiable`; `Content-Range: bytes */<length>`)", body = ErrorBody),
+        (status = 416, description = "The range lies outside the file (`range_not_satisfiable`)", body = ErrorBody, headers(
+            ("Content-Range" = String, description = "`bytes */<length>`"),
+        )),
     )
 )]
 pub(crate) async fn media_file(
