@@ -120,6 +120,35 @@ impl Served {
     }
 }
 
+impl Served {
+    /// `grimnir serve` in `dir` with production (JSON) logs on a free loopback port.
+    fn start(dir: &Path) -> Served {
+        let mut child = grimnir(dir)
+            .env("GRIMNIR_ENV", "production")
+            .env("GRIMNIR_HTTP_LISTEN", "127.0.0.1:0")
+            .env("GRIMNIR_JWT_SECRET", common::TEST_SECRET)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Served {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -142,29 +171,7 @@ async fn serve_logs_json_in_production_and_stops_on_sigterm() {
         .unwrap()
         .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
         .unwrap();
-    let mut child = grimnir(dir.path())
-        .env("GRIMNIR_ENV", "production")
-        .env("GRIMNIR_HTTP_LISTEN", "127.0.0.1:0")
-        .env("GRIMNIR_JWT_SECRET", common::TEST_SECRET)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut served = Served {
-        child,
-        lines,
-        seen: Vec::new(),
-    };
+    let mut served = Served::start(dir.path());
 
     let listening = served.wait_for("listening", |l| l["message"] == "listening");
     let addr: SocketAddr = listening["address"].as_str().unwrap().parse().unwrap();
@@ -185,6 +192,20 @@ async fn serve_logs_json_in_production_and_stops_on_sigterm() {
     assert_eq!(logged["span"]["path"], "/readyz");
     assert_eq!(logged["level"], "INFO");
     assert!(logged["timestamp"].is_string());
+    assert!(logged["span"].get("station_id").is_none(), "{logged}");
+    // A request about a station carries its id, refused or not.
+    let station = "3f1c2b9e-9a41-4c47-a1a0-3d0d2b3c4e5f";
+    let refused = common::get(
+        addr,
+        &format!("/api/v1/stations/{station}/mounts"),
+        &[("x-request-id", "cli-test-2")],
+    )
+    .await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let logged = served.wait_for("the station request", |l| {
+        l["span"]["request_id"] == "cli-test-2"
+    });
+    assert_eq!(logged["span"]["station_id"], station, "{logged}");
 
     let pid = served.child.id().to_string();
     let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -203,6 +224,36 @@ async fn serve_logs_json_in_production_and_stops_on_sigterm() {
     assert!(status.success(), "{status}");
     served.wait_for("SIGTERM", |l| l["message"] == "SIGTERM received");
     served.wait_for("the end", |l| l["message"] == "stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_station_executor_logs_carries_the_station_id() {
+    use grimnir_server::db::Database;
+    use grimnir_server::db::stations::{self, NewStation};
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = run(grimnir(dir.path()).arg("migrate"));
+    assert!(migrated.status.success(), "{}", text(&migrated.stderr));
+    let url = format!("sqlite://{}", dir.path().join("data/grimnir.db").display());
+    let db = Database::open(url.parse().unwrap(), Default::default())
+        .await
+        .unwrap();
+    let station = db
+        .run(|c| stations::create(c, &NewStation::new("Logged FM", "UTC")))
+        .await
+        .unwrap()
+        .id;
+    drop(db);
+    let mut served = Served::start(dir.path());
+    // The first commands the station's executor sends are logged inside its task.
+    let logged = served.wait_for("a command of the station's executor", |l| {
+        l["message"] == "engine command (no engine connected)"
+    });
+    assert_eq!(logged["span"]["name"], "station", "{logged}");
+    assert_eq!(
+        logged["span"]["station_id"],
+        station.to_string(),
+        "{logged}"
+    );
 }
 
 #[test]

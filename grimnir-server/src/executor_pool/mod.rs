@@ -39,6 +39,7 @@ use chrono::{DateTime, Utc};
 use grimnir_priority::{Deactivation, PrioritySource, SourceId, Timing};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument as _;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -491,11 +492,17 @@ impl ExecutorPool {
             now: Arc::clone(&now),
         };
         let panics = Arc::downgrade(inner);
-        let task = tokio::spawn(station::supervise(ctx, receiver, move || {
-            if let Some(inner) = panics.upgrade() {
-                inner.panics.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
+        // Everything the station's task logs, deep in the planner or the sink too, carries the
+        // station's id.
+        let span = tracing::info_span!("station", station_id = %station);
+        let task = tokio::spawn(
+            station::supervise(ctx, receiver, move || {
+                if let Some(inner) = panics.upgrade() {
+                    inner.panics.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .instrument(span),
+        );
         tracing::info!(station_id = %station, "executor started");
         stations.insert(
             station,

@@ -102,17 +102,31 @@ pub fn router(state: AppState) -> Router {
                         .extensions()
                         .get::<RequestId>()
                         .map_or("", |id| id.0.as_str());
-                    tracing::info_span!(
+                    let span = tracing::info_span!(
                         "http",
                         method = %request.method(),
                         path = %request.uri().path(),
                         request_id = %id,
-                    )
+                        station_id = tracing::field::Empty,
+                    );
+                    if let Some(station) = station_in_path(request.uri().path()) {
+                        span.record("station_id", tracing::field::display(station));
+                    }
+                    span
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         // Outermost, so the trace span and every handler see the id.
         .layer(axum::middleware::from_fn(request_id::assign))
+}
+
+/// The station a request is about: the id after `/api/v1/stations/` in its path, when that is
+/// one. Read from the raw path, before routing, so that every line logged for the request
+/// carries it, the refusals of authentication included.
+fn station_in_path(path: &str) -> Option<uuid::Uuid> {
+    let rest = path.strip_prefix("/api/v1/stations/")?;
+    let id = rest.split('/').next()?;
+    uuid::Uuid::try_parse(id).ok()
 }
 
 /// Liveness: the process is up and serving.
@@ -182,6 +196,32 @@ pub async fn serve(
                 "requests still running after the grace period; closing them"
             );
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::station_in_path;
+
+    #[test]
+    fn the_station_of_a_request_is_read_from_its_path() {
+        let id = "3f1c2b9e-9a41-4c47-a1a0-3d0d2b3c4e5f";
+        for path in [
+            format!("/api/v1/stations/{id}"),
+            format!("/api/v1/stations/{id}/"),
+            format!("/api/v1/stations/{id}/media/x/file"),
+        ] {
+            assert_eq!(station_in_path(&path).unwrap().to_string(), id, "{path}");
+        }
+        for path in [
+            "/api/v1/stations",
+            "/api/v1/stations/",
+            "/api/v1/stations/not-a-uuid/mounts",
+            "/api/v1/users/3f1c2b9e-9a41-4c47-a1a0-3d0d2b3c4e5f",
+            "/healthz",
+        ] {
+            assert_eq!(station_in_path(path), None, "{path}");
         }
     }
 }
