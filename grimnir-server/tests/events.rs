@@ -78,6 +78,36 @@ async fn ws(addr: SocketAddr, query: &str) -> Ws {
     socket
 }
 
+/// A WebSocket client whose socket takes in at most about `receive_buffer` bytes the
+/// application has not read: a receive buffer set explicitly is not grown by the kernel.
+async fn ws_with_receive_buffer(addr: SocketAddr, receive_buffer: u32) -> Ws {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(receive_buffer).unwrap();
+    let stream = tokio::time::timeout(WAIT, socket.connect(addr))
+        .await
+        .expect("connect timed out")
+        .unwrap();
+    let url = format!("ws://{addr}/api/v1/events");
+    let (socket, response) = tokio::time::timeout(
+        WAIT,
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream)),
+    )
+    .await
+    .expect("WebSocket handshake timed out")
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    socket
+}
+
+/// The most a TCP socket's send buffer may grow to here (`net.ipv4.tcp_wmem`'s maximum), or
+/// 4 MiB when it cannot be read.
+fn max_send_buffer() -> usize {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(4 << 20)
+}
+
 /// The next text frame as JSON, or `None` if none comes within `within` (or the socket closes).
 async fn ws_next(socket: &mut Ws, within: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + within;
@@ -412,22 +442,25 @@ async fn a_scoped_caller_without_a_filter_gets_its_stations_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_holds_up_neither_publisher_nor_other_clients() {
-    // 1,000 events of 16 KiB: far more than the loopback socket buffers hold for the stalled
-    // client (a few MiB), so its sends block and it must be cut off without anyone waiting.
-    const EVENTS: usize = 1000;
-    let bus = EventBus::memory_with_buffer(2 * EVENTS);
+    // Events of 16 KiB, at least 1,000 of them and twice what the stalled client's socket
+    // buffers can hold (its receive buffer is fixed at 64 KiB, the server's send buffer grows
+    // at most to the kernel's limit), so its sends block and it must be cut off without anyone
+    // waiting.
+    const EVENT_BYTES: usize = 16 * 1024;
+    let events = (2 * (max_send_buffer() + (64 << 10)) / EVENT_BYTES).max(1000);
+    let bus = EventBus::memory_with_buffer(2 * events);
     let instance = start(
         EventStreams::new(bus.clone()).send_timeout(Duration::from_millis(300)),
         EventScope::All,
     )
     .await;
     let station = Uuid::new_v4();
-    let mut stalled = ws(instance.addr, "").await;
+    let mut stalled = ws_with_receive_buffer(instance.addr, 64 << 10).await;
     let mut fast = ws(instance.addr, "").await;
 
     let reader = tokio::spawn(async move {
         let mut sequence = Vec::new();
-        while sequence.len() < EVENTS {
+        while sequence.len() < events {
             let Some(event) = ws_next(&mut fast, WAIT).await else {
                 break;
             };
@@ -436,8 +469,8 @@ async fn a_client_that_never_reads_holds_up_neither_publisher_nor_other_clients(
         }
         sequence
     });
-    let padding = "x".repeat(16 * 1024);
-    for n in 0..EVENTS {
+    let padding = "x".repeat(EVENT_BYTES);
+    for n in 0..events {
         let _ = bus
             .publish(station, now_playing(&format!("{n:06}{padding}")))
             .unwrap();
@@ -448,12 +481,25 @@ async fn a_client_that_never_reads_holds_up_neither_publisher_nor_other_clients(
         .unwrap();
     assert_eq!(
         sequence,
-        (0..EVENTS).collect::<Vec<_>>(),
+        (0..events).collect::<Vec<_>>(),
         "every event, in order"
     );
 
-    // The stalled client was disconnected: reading what its buffers held ends, well before
-    // all 1,000 events.
+    // The server cut the stalled client off: its subscription is gone (the fast client's too,
+    // which hung up). Reading from the stalled client before that would unblock the server's
+    // send and race the send timeout.
+    let cut_off = tokio::time::timeout(Duration::from_secs(10), async {
+        while bus.subscribers() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        cut_off.is_ok(),
+        "{} streams still subscribed",
+        bus.subscribers()
+    );
+    // Reading what its buffers held ends, well before all the events.
     let mut seen = 0;
     let ended = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(Ok(message)) = stalled.next().await {
@@ -463,8 +509,11 @@ async fn a_client_that_never_reads_holds_up_neither_publisher_nor_other_clients(
         }
     })
     .await;
-    assert!(ended.is_ok(), "the stalled client's stream did not end");
-    assert!(seen < EVENTS, "the stalled client got all {seen} events");
+    assert!(
+        ended.is_ok(),
+        "the stalled client's stream did not end ({seen} of {events} events read)"
+    );
+    assert!(seen < events, "the stalled client got all {seen} events");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
