@@ -10,7 +10,8 @@
 //!
 //! Every URL gets [`ProbeSettings::timeout`] in all, from name resolution to the last body
 //! byte read: a server that accepts the connection and then says nothing costs that long and
-//! no longer. Redirects are followed up to [`ProbeSettings::max_redirects`] times.
+//! no longer. Redirects are followed up to [`ProbeSettings::max_redirects`] times. Shoutcast
+//! v1 servers, which answer `ICY 200 OK` in place of an HTTP status line, are read as HTTP/1.0.
 //!
 //! # Which addresses are asked
 //!
@@ -24,7 +25,9 @@
 //! the common case.
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,7 +36,7 @@ use http_body_util::{BodyExt as _, Empty};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::timeout_at;
 use tokio_rustls::rustls;
@@ -369,9 +372,108 @@ async fn request_head(url: &url::Url, headers: &[(String, String)]) -> Result<An
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS with {host}: {e}"))?;
-        send(tls, url, headers).await
+        send(IcyAsHttp::new(tls), url, headers).await
     } else {
-        send(tcp, url, headers).await
+        send(IcyAsHttp::new(tcp), url, headers).await
+    }
+}
+
+/// Shoutcast v1 servers begin their answer with `ICY 200 OK` where HTTP has `HTTP/1.0 200 OK`,
+/// which hyper refuses as a status line. This stream hands its reader `HTTP/1.0 ` in place of a
+/// leading `ICY `; every other byte, and everything written, passes through unchanged.
+struct IcyAsHttp<S> {
+    io: S,
+    start: Start,
+}
+
+/// How far [`IcyAsHttp`] is through the start of the answer.
+enum Start {
+    /// Reading the first four bytes, which decide.
+    Sniffing(Vec<u8>),
+    /// Handing out the (possibly rewritten) first bytes, from the index.
+    Draining(Vec<u8>, usize),
+    /// Everything else: the stream itself.
+    Passed,
+}
+
+impl<S> IcyAsHttp<S> {
+    fn new(io: S) -> Self {
+        IcyAsHttp {
+            io,
+            start: Start::Sniffing(Vec::with_capacity(4)),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for IcyAsHttp<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        const ICY: &[u8] = b"ICY ";
+        let this = self.get_mut();
+        loop {
+            match &mut this.start {
+                Start::Sniffing(seen) => {
+                    let mut more = [0u8; 4];
+                    let mut read = ReadBuf::new(&mut more[..ICY.len() - seen.len()]);
+                    ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
+                    let ended = read.filled().is_empty();
+                    seen.extend_from_slice(read.filled());
+                    if ended || seen.len() == ICY.len() || !ICY.starts_with(seen) {
+                        let first = if seen.as_slice() == ICY {
+                            b"HTTP/1.0 ".to_vec()
+                        } else {
+                            std::mem::take(seen)
+                        };
+                        this.start = Start::Draining(first, 0);
+                    }
+                }
+                Start::Draining(first, at) => {
+                    let n = (first.len() - *at).min(buf.remaining());
+                    buf.put_slice(&first[*at..*at + n]);
+                    *at += n;
+                    if *at == first.len() {
+                        this.start = Start::Passed;
+                    }
+                    if n > 0 || buf.remaining() == 0 {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Start::Passed => return Pin::new(&mut this.io).poll_read(cx, buf),
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for IcyAsHttp<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
     }
 }
 
@@ -473,6 +575,59 @@ fn audio_bytes(first: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a reader of `IcyAsHttp` gets when the server sends `pieces`, one write each, and
+    /// the reader asks for at most `chunk` bytes at a time.
+    async fn read_through(pieces: &[&[u8]], chunk: usize) -> Vec<u8> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (mut server, client) = tokio::io::duplex(64);
+        let pieces: Vec<Vec<u8>> = pieces.iter().map(|p| p.to_vec()).collect();
+        let writer = tokio::spawn(async move {
+            for piece in pieces {
+                server.write_all(&piece).await.unwrap();
+                // Let the reader see each piece on its own.
+                tokio::task::yield_now().await;
+            }
+        });
+        let mut reader = IcyAsHttp::new(client);
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; chunk];
+        loop {
+            let n = reader.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        writer.await.unwrap();
+        got
+    }
+
+    #[tokio::test]
+    async fn an_icy_status_line_reads_as_http_1_0_and_nothing_else_changes() {
+        let head: &[u8] = b"ICY 200 OK\r\nicy-name: Old FM\r\n\r\n\xff\xfbICY ";
+        let http: &[u8] = b"HTTP/1.0 200 OK\r\nicy-name: Old FM\r\n\r\n\xff\xfbICY ";
+        for chunk in [1, 3, 4, 1024] {
+            assert_eq!(read_through(&[head], chunk).await, http, "chunk {chunk}");
+            // The first four bytes split across writes.
+            let split: [&[u8]; 3] = [&head[..1], &head[1..3], &head[3..]];
+            assert_eq!(
+                read_through(&split, chunk).await,
+                http,
+                "split, chunk {chunk}"
+            );
+            // HTTP answers, and answers that only start like ICY, pass unchanged.
+            for same in [
+                &b"HTTP/1.1 200 OK\r\n\r\n"[..],
+                b"ICX 200",
+                b"IC",
+                b"I",
+                b"",
+            ] {
+                assert_eq!(read_through(&[same], chunk).await, same, "chunk {chunk}");
+            }
+        }
+    }
 
     #[test]
     fn metadata_and_link_local_addresses_are_refused() {

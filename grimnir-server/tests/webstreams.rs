@@ -31,6 +31,9 @@ fn mp3_frame() -> Vec<u8> {
 enum Reply {
     /// `audio/mpeg` with ICY headers, then frames until the client goes.
     Audio,
+    /// The same from a Shoutcast v1 server: `ICY 200 OK` for a status line, sent in two
+    /// pieces that split the `ICY`.
+    Shoutcast,
     /// 404.
     NotFound,
     /// 200 `text/html`.
@@ -72,10 +75,22 @@ async fn answer(mut socket: TcpStream, reply: Reply, seen: Arc<Mutex<Vec<String>
         .unwrap()
         .push(String::from_utf8_lossy(&head).into_owned());
     let text = match reply {
-        Reply::Audio => {
-            let head = "HTTP/1.0 200 OK\r\nContent-Type: audio/mpeg\r\nicy-name: Test FM\r\n\
-                        icy-br: 128\r\nicy-genre: Jazz\r\n\r\n";
-            if socket.write_all(head.as_bytes()).await.is_err() {
+        Reply::Audio | Reply::Shoutcast => {
+            let (status, name) = match reply {
+                Reply::Audio => ("HTTP/1.0 200 OK", "Test FM"),
+                _ => ("ICY 200 OK", "Old FM"),
+            };
+            let head = format!(
+                "{status}\r\nContent-Type: audio/mpeg\r\nicy-name: {name}\r\n\
+                 icy-br: 128\r\nicy-genre: Jazz\r\n\r\n"
+            );
+            let _ = socket.set_nodelay(true);
+            let (first, rest) = head.as_bytes().split_at(2);
+            if socket.write_all(first).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if socket.write_all(rest).await.is_err() {
                 return;
             }
             let frame = mp3_frame();
@@ -388,6 +403,18 @@ async fn a_probe_keeps_to_its_timeout_and_judges_the_content() {
     let looped = webstream_probe::probe_url(&me, &[], settings).await;
     assert!(!looped.ok, "{looped:?}");
     assert!(looped.error.unwrap().contains("redirects"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shoutcast_v1_server_is_read_as_http() {
+    let (url, heads) = serve(Reply::Shoutcast).await;
+    let report = webstream_probe::probe_url(&url, &[], ProbeSettings::default()).await;
+    assert!(report.reachable && report.ok, "{report:?}");
+    assert_eq!(report.status, Some(200));
+    assert_eq!(report.icy_name.as_deref(), Some("Old FM"));
+    assert_eq!(report.icy_bitrate.as_deref(), Some("128"));
+    assert!(report.looks_like_audio, "{report:?}");
+    assert_eq!(heads.lock().unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
