@@ -457,6 +457,30 @@ async fn media_are_listed_edited_served_and_deleted(backend: &api::Backend) {
     );
     let wild = get(format!("{base}?q=%25")).await;
     assert_eq!(wild.body["total"], 0, "{name}: a % is literal");
+    // Case folds beyond ASCII on every backend (SQLite's own LOWER folds ASCII only).
+    let umlaut = upload(
+        &w,
+        &manager(&w),
+        &[
+            Part::file("x.wav", &tone),
+            Part::text("title", "Schrei nach Liebe"),
+            Part::text("artist", "Die Ärzte"),
+        ],
+    )
+    .await;
+    assert_eq!(umlaut.status, 201, "{name}: {}", umlaut.text);
+    for q in ["%C3%84RZTE", "die%20%C3%A4rzte", "SCHREI"] {
+        let found = get(format!("{base}?q={q}")).await;
+        assert_eq!(titles(&found), ["Schrei nach Liebe"], "{name}: q={q}");
+    }
+    let gone = api::call(
+        Method::DELETE,
+        &format!("{base}/{}", umlaut.body["id"].as_str().unwrap()),
+    )
+    .auth(&manager(&w))
+    .send(&w.app)
+    .await;
+    assert_eq!(gone.status, 204, "{name}: {}", gone.text);
     let unknown = get(format!("{base}?sort=title")).await;
     assert_eq!(unknown.status, 400, "{name}: {}", unknown.text);
 

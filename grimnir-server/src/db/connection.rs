@@ -126,6 +126,12 @@ impl ConnectionManager {
                 let mut conn = SqliteConnection::establish(&target)?;
                 conn.batch_execute(&sqlite_session(self.connect_timeout))
                     .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                // SQLite's LOWER folds ASCII only; searches fold case as PostgreSQL's and
+                // MariaDB's do.
+                crate::db::media::lower_utils::register_impl(&mut conn, |text: Option<String>| {
+                    text.map(|t| t.to_lowercase())
+                })
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(conn))
             }
         }

@@ -52,7 +52,8 @@ pub const MAX_TAG_CHARS: usize = 255;
 pub const MAX_ATTEMPTS: i32 = 3;
 
 diesel::define_sql_function! {
-    /// SQL `LOWER`, on every backend.
+    /// SQL `LOWER`, on every backend. SQLite connections replace the built-in, which folds
+    /// ASCII only, with Rust's `str::to_lowercase` (see `ConnectionManager::establish`).
     fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
 }
 
