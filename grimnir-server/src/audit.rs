@@ -5,6 +5,9 @@
 //! endpoints. [`record`] is blocking and takes a connection, so a handler writes the entry in the
 //! same transaction as the change it describes: either both are stored or neither.
 //!
+//! The log is kept for ever unless `audit.retention_days` is set (see [`crate::config`]); then
+//! `grimnir serve` deletes older entries every hour with [`prune`], which records that it did.
+//!
 //! ```no_run
 //! use grimnir_server::audit::{self, Actor, Entry};
 //! use grimnir_server::db::{Database, StorageError};
@@ -251,6 +254,47 @@ pub fn list(
         })
         .collect::<Result<_, StorageError>>()?;
     Ok((items, total))
+}
+
+/// How many entries [`prune`] deletes per statement, so that a first prune of a long log
+/// does not hold a lock on the table for long.
+pub const PRUNE_BATCH: usize = 1000;
+
+/// Deletes the entries that occurred before `before`, [`PRUNE_BATCH`] at a time, oldest first,
+/// and records one `audit.prune` entry saying how many went and up to when, so the log shows
+/// its own gaps. Returns how many were deleted.
+pub fn prune(conn: &mut DbConnection, before: DateTime<Utc>) -> Result<usize, StorageError> {
+    let cutoff = before.naive_utc();
+    let mut deleted = 0;
+    loop {
+        // Ids first, then the delete: MySQL refuses a LIMIT in a subquery of the table it
+        // deletes from.
+        let ids: Vec<String> = audit_log::table
+            .filter(audit_log::occurred_at.lt(cutoff))
+            .order((audit_log::occurred_at, audit_log::id))
+            .select(audit_log::id)
+            .limit(i64::try_from(PRUNE_BATCH).unwrap_or(i64::MAX))
+            .load(conn)?;
+        if ids.is_empty() {
+            break;
+        }
+        let batch = ids.len();
+        deleted +=
+            diesel::delete(audit_log::table.filter(audit_log::id.eq_any(ids))).execute(conn)?;
+        if batch < PRUNE_BATCH {
+            break;
+        }
+    }
+    if deleted > 0 {
+        record(
+            conn,
+            &Entry::new(Actor::System, "audit.prune", "audit_log").details(serde_json::json!({
+                "deleted": deleted,
+                "before": before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            })),
+        )?;
+    }
+    Ok(deleted)
 }
 
 #[cfg(test)]

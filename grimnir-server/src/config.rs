@@ -30,10 +30,14 @@
 //! | `event_bus.buffer` | `GRIMNIR_EVENT_BUS_BUFFER` | `RLM_EVENT_BUS_BUFFER` | `1024` (16–65536) |
 //! | `media.dir` | `GRIMNIR_MEDIA_DIR` | `RLM_MEDIA_DIR` | `<data_dir>/media` |
 //! | `media.max_upload_bytes` | `GRIMNIR_MEDIA_MAX_UPLOAD_BYTES` | `RLM_MEDIA_MAX_UPLOAD_BYTES` | `1073741824` (1 GiB; 1 KiB–1 TiB) |
+//! | `audit.retention_days` | `GRIMNIR_AUDIT_RETENTION_DAYS` | `RLM_AUDIT_RETENTION_DAYS` | none: kept for ever (1–36500 days) |
 //!
 //! Uploaded media is kept under `media.dir` as `stations/<station_id>/media/<media_id>.<ext>`
 //! (see [`crate::media`]); an upload whose file is larger than `media.max_upload_bytes` is
 //! refused with 413 while it streams, before it fills the disk.
+//!
+//! With `audit.retention_days` set, audit entries older than that many days are deleted every
+//! hour, and the deletion is itself recorded (see [`crate::audit::prune`]).
 //!
 //! A variable overrides the file. When both a `GRIMNIR_*` variable and its `RLM_*` alias are
 //! set, the `GRIMNIR_*` one wins and [`Config::load`] returns a [`ConfigWarning`] saying so.
@@ -221,6 +225,31 @@ struct FileConfig {
     event_bus: FileEventBus,
     #[serde(default)]
     media: FileMedia,
+    #[serde(default)]
+    audit: FileAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAudit {
+    #[serde(default)]
+    retention_days: Option<RetentionDays>,
+}
+
+/// How long audit entries are kept, in days: 1 to 36 500 (a hundred years).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+struct RetentionDays(u32);
+
+impl TryFrom<u64> for RetentionDays {
+    type Error = String;
+
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        match u32::try_from(n) {
+            Ok(n @ 1..=36_500) => Ok(RetentionDays(n)),
+            _ => Err(format!("{n} is not between 1 and 36500 days")),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -376,6 +405,21 @@ pub struct MediaConfig {
     pub max_upload_bytes: u64,
 }
 
+/// The audit log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// Entries older than this many days are deleted; `None` keeps them for ever.
+    pub retention_days: Option<u32>,
+}
+
+impl AuditConfig {
+    /// How long entries are kept, when not for ever.
+    pub fn retention(&self) -> Option<chrono::Duration> {
+        self.retention_days
+            .map(|days| chrono::Duration::days(i64::from(days)))
+    }
+}
+
 /// The default of [`MediaConfig::max_upload_bytes`]: 1 GiB, a long DJ mix in lossless FLAC.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1 << 30;
 
@@ -413,6 +457,8 @@ pub struct Config {
     pub event_bus: EventBusConfig,
     /// The media library.
     pub media: MediaConfig,
+    /// The audit log.
+    pub audit: AuditConfig,
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
 }
@@ -446,6 +492,7 @@ impl Default for Config {
                 dir: media_dir,
                 max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             },
+            audit: AuditConfig::default(),
             file: None,
         }
     }
@@ -655,6 +702,7 @@ const EVENT_BUS_PREFIX: Setting = setting!("EVENT_BUS_PREFIX");
 const EVENT_BUS_BUFFER: Setting = setting!("EVENT_BUS_BUFFER");
 const MEDIA_DIR: Setting = setting!("MEDIA_DIR");
 const MEDIA_MAX_UPLOAD_BYTES: Setting = setting!("MEDIA_MAX_UPLOAD_BYTES");
+const AUDIT_RETENTION_DAYS: Setting = setting!("AUDIT_RETENTION_DAYS");
 
 /// Reads a setting from the environment and parses it, naming the variable on failure.
 fn env_value<T, E: fmt::Display>(
@@ -774,6 +822,9 @@ impl Config {
         let max_upload_bytes = env_value(env, &MEDIA_MAX_UPLOAD_BYTES, &mut warnings, parse_u64)?
             .or(parsed.media.max_upload_bytes)
             .map_or(DEFAULT_MAX_UPLOAD_BYTES, |UploadBytes(n)| n);
+        let retention_days = env_value(env, &AUDIT_RETENTION_DAYS, &mut warnings, parse_u64)?
+            .or(parsed.audit.retention_days)
+            .map(|RetentionDays(n)| n);
 
         // Not through `env_value`: its errors quote the value, and this one is a secret.
         let jwt_secret = match env.get(&JWT_SECRET, &mut warnings) {
@@ -844,6 +895,7 @@ impl Config {
                 dir: media_dir,
                 max_upload_bytes,
             },
+            audit: AuditConfig { retention_days },
             file,
         };
         Ok((config, warnings))
@@ -1271,6 +1323,45 @@ mod tests {
                 }
                 other => panic!("{value}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn audit_entries_are_kept_for_ever_unless_a_retention_is_set() {
+        let (config, _) = Config::load(None, &EnvVars::default()).unwrap();
+        assert_eq!(config.audit.retention(), None);
+        let env = EnvVars::from_pairs([("RLM_AUDIT_RETENTION_DAYS", "90")]);
+        let (config, _) = Config::load(None, &env).unwrap();
+        assert_eq!(config.audit.retention(), Some(chrono::Duration::days(90)));
+        let parsed = parse_file(Path::new("x.yaml"), "audit:\n  retention_days: 365\n").unwrap();
+        assert_eq!(parsed.audit.retention_days, Some(RetentionDays(365)));
+        let err = file_error("audit:\n  retention_days: 0\n");
+        let ConfigError::File {
+            field,
+            message,
+            line,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!(
+            (field.as_str(), message.as_str(), *line),
+            (
+                "audit.retention_days",
+                "0 is not between 1 and 36500 days",
+                Some(2)
+            )
+        );
+        let env = EnvVars::from_pairs([("GRIMNIR_AUDIT_RETENTION_DAYS", "forever")]);
+        match Config::load(None, &env) {
+            Err(ConfigError::Env { var, reason, .. }) => {
+                assert_eq!(
+                    (var, reason.as_str()),
+                    ("GRIMNIR_AUDIT_RETENTION_DAYS", "not a whole number")
+                );
+            }
+            other => panic!("{other:?}"),
         }
     }
 

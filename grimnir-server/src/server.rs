@@ -132,7 +132,7 @@ pub async fn serve(
     if !applied.is_empty() {
         tracing::info!(applied = %applied.join(", "), "migrations applied");
     }
-    let pruning = tokio::spawn(prune_refresh_tokens(db.clone()));
+    let pruning = tokio::spawn(prune(db.clone(), config.audit.retention()));
     // Station files: every one must be valid to start; then changes are applied as they come.
     let (watch_stop, watch_stopped) = tokio::sync::oneshot::channel::<()>();
     let watcher = match &config.stations_dir {
@@ -206,23 +206,33 @@ pub async fn serve(
     Ok(())
 }
 
-/// How often expired refresh tokens are deleted.
+/// How often expired refresh tokens, and audit entries past their retention, are deleted.
 pub const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Every [`PRUNE_INTERVAL`], deletes refresh tokens that expired: every refresh adds a row, and
-/// without this the table grows for as long as the server runs.
-async fn prune_refresh_tokens(db: Database) {
+/// Every [`PRUNE_INTERVAL`], from start: deletes refresh tokens that expired (every refresh
+/// adds a row, and without this the table grows for as long as the server runs) and, when
+/// `audit_retention` is set, audit entries older than that.
+async fn prune(db: Database, audit_retention: Option<chrono::Duration>) {
     let mut every = tokio::time::interval(PRUNE_INTERVAL);
     loop {
         every.tick().await;
-        let now = chrono::Utc::now().naive_utc();
+        let now = chrono::Utc::now();
+        let naive = now.naive_utc();
         match db
-            .run(move |conn| crate::db::refresh_tokens::prune(conn, now))
+            .run(move |conn| crate::db::refresh_tokens::prune(conn, naive))
             .await
         {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "expired refresh tokens deleted"),
             Err(e) => tracing::warn!(error = %e, "cannot delete expired refresh tokens"),
+        }
+        if let Some(keep) = audit_retention {
+            let before = now - keep;
+            match db.run(move |conn| crate::audit::prune(conn, before)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, %before, "old audit entries deleted"),
+                Err(e) => tracing::warn!(error = %e, "cannot delete old audit entries"),
+            }
         }
     }
 }

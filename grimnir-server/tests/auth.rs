@@ -1017,6 +1017,63 @@ on_every_backend! {
     the_event_stream_is_scoped_by_the_policy => event_stream,
     principals_are_cached_briefly_and_dropped_on_change => cached_principals,
     event_tickets_are_good_once_and_no_better_than_their_credential => event_tickets,
+    audit_entries_past_their_retention_are_pruned_and_the_prune_recorded => audit_retention,
+}
+
+/// `audit::prune` deletes what is older than its cutoff, in batches, keeps the rest, and says
+/// in the log itself that it did.
+async fn audit_retention(backend: &api::Backend) {
+    let name = backend.name;
+    let db = api::open(backend).await;
+    let old = audit::PRUNE_BATCH + 100;
+    db.run(move |c| {
+        c.transaction(|c| {
+            for n in 0..old {
+                audit::record(
+                    c,
+                    &audit::Entry::new(audit::Actor::System, "test.old", "thing").target(n),
+                )?;
+            }
+            // Moved into the past, a day apart from the next step's cutoff either way.
+            diesel::update(schema::audit_log::table)
+                .set(
+                    schema::audit_log::occurred_at
+                        .eq((Utc::now() - chrono::Duration::days(40)).naive_utc()),
+                )
+                .execute(c)?;
+            for n in 0..3 {
+                audit::record(
+                    c,
+                    &audit::Entry::new(audit::Actor::System, "test.recent", "thing").target(n),
+                )?;
+            }
+            Ok::<_, grimnir_server::db::StorageError>(())
+        })
+    })
+    .await
+    .unwrap();
+    let cutoff = Utc::now() - chrono::Duration::days(30);
+    let deleted = db.run(move |c| audit::prune(c, cutoff)).await.unwrap();
+    assert_eq!(deleted, old, "{name}");
+    let (left, total) = db.run(|c| audit::list(c, None, Page::ALL)).await.unwrap();
+    assert_eq!(total, 4, "{name}: {left:?}");
+    let actions: Vec<&str> = left.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "test.recent").count(),
+        3,
+        "{name}"
+    );
+    let pruned = left.iter().find(|e| e.action == "audit.prune").unwrap();
+    assert_eq!(pruned.details["deleted"], old, "{name}");
+    assert_eq!(
+        pruned.details["before"],
+        cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    // Nothing more to delete: nothing deleted, nothing recorded.
+    let again = db.run(move |c| audit::prune(c, cutoff)).await.unwrap();
+    assert_eq!(again, 0, "{name}");
+    let (_, total) = db.run(|c| audit::list(c, None, Page::ALL)).await.unwrap();
+    assert_eq!(total, 4, "{name}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

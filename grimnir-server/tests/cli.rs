@@ -123,7 +123,13 @@ impl Served {
 impl Served {
     /// `grimnir serve` in `dir` with production (JSON) logs on a free loopback port.
     fn start(dir: &Path) -> Served {
+        Served::start_with(dir, &[])
+    }
+
+    /// The same, with more variables.
+    fn start_with(dir: &Path, vars: &[(&str, &str)]) -> Served {
         let mut child = grimnir(dir)
+            .envs(vars.iter().copied())
             .env("GRIMNIR_ENV", "production")
             .env("GRIMNIR_HTTP_LISTEN", "127.0.0.1:0")
             .env("GRIMNIR_JWT_SECRET", common::TEST_SECRET)
@@ -254,6 +260,49 @@ async fn what_a_station_executor_logs_carries_the_station_id() {
         station.to_string(),
         "{logged}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_deletes_audit_entries_past_their_retention() {
+    use diesel::prelude::*;
+    use grimnir_server::audit::{self, Actor, Entry};
+    use grimnir_server::db::{Database, Page, schema};
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = run(grimnir(dir.path()).arg("migrate"));
+    assert!(migrated.status.success(), "{}", text(&migrated.stderr));
+    let url = format!("sqlite://{}", dir.path().join("data/grimnir.db").display());
+    let db = Database::open(url.parse().unwrap(), Default::default())
+        .await
+        .unwrap();
+    // Ten days old, and one from now.
+    db.run(|c| {
+        let old = audit::record(c, &Entry::new(Actor::System, "test.old", "thing"))?;
+        diesel::update(schema::audit_log::table.find(old.to_string()))
+            .set(
+                schema::audit_log::occurred_at
+                    .eq((chrono::Utc::now() - chrono::Duration::days(10)).naive_utc()),
+            )
+            .execute(c)?;
+        audit::record(c, &Entry::new(Actor::System, "test.recent", "thing"))
+    })
+    .await
+    .unwrap();
+    let mut served = Served::start_with(dir.path(), &[("GRIMNIR_AUDIT_RETENTION_DAYS", "7")]);
+    let logged = served.wait_for("the audit prune", |l| {
+        l["message"] == "old audit entries deleted"
+    });
+    assert_eq!(logged["deleted"], 1, "{logged}");
+    let actions: Vec<String> = db
+        .run(|c| audit::list(c, None, Page::ALL))
+        .await
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(actions.contains(&"test.recent".to_owned()), "{actions:?}");
+    assert!(actions.contains(&"audit.prune".to_owned()), "{actions:?}");
+    assert!(!actions.contains(&"test.old".to_owned()), "{actions:?}");
 }
 
 #[test]
