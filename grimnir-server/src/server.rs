@@ -209,9 +209,10 @@ pub async fn serve(
 /// How often expired refresh tokens, and audit entries past their retention, are deleted.
 pub const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Every [`PRUNE_INTERVAL`], from start: deletes refresh tokens that expired (every refresh
-/// adds a row, and without this the table grows for as long as the server runs) and, when
-/// `audit_retention` is set, audit entries older than that.
+/// Every [`PRUNE_INTERVAL`], from start: deletes refresh tokens and spent event stream tickets
+/// that expired (every refresh and every ticket adds a row, and without this the tables grow
+/// for as long as the server runs) and, when `audit_retention` is set, audit entries older
+/// than that.
 async fn prune(db: Database, audit_retention: Option<chrono::Duration>) {
     let mut every = tokio::time::interval(PRUNE_INTERVAL);
     loop {
@@ -225,6 +226,12 @@ async fn prune(db: Database, audit_retention: Option<chrono::Duration>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "expired refresh tokens deleted"),
             Err(e) => tracing::warn!(error = %e, "cannot delete expired refresh tokens"),
+        }
+        if let Err(e) = db
+            .run(move |conn| crate::db::spent_tickets::prune(conn, now))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot delete expired event stream tickets");
         }
         if let Some(keep) = audit_retention {
             let before = now - keep;

@@ -818,7 +818,7 @@ async fn event_stream(backend: &api::Backend) {
 async fn event_tickets(backend: &api::Backend) {
     let name = backend.name;
     let db = api::open(backend).await;
-    let world = World::new(common::state(db)).await;
+    let world = World::new(common::state(db.clone())).await;
     let app = &world.app;
     let buy = |credential: Credential| async move {
         let answer = call(Method::POST, "/api/v1/auth/ticket")
@@ -858,6 +858,27 @@ async fn event_tickets(backend: &api::Backend) {
     let again = open(format!("ticket={ticket}"), Credential::None).await;
     assert_eq!(status(&again), refused("invalid_token"), "{name}");
     assert!(again.text.contains("used before"), "{name}: {}", again.text);
+    // Good once across servers sharing the database: another server (its own `Auth`, the same
+    // secret) refuses the ticket this one took, and takes one this one has not seen, which
+    // this one then refuses.
+    let elsewhere = http::router(common::state(db));
+    let stream = |ticket: &str| format!("/api/v1/events/stream?ticket={ticket}");
+    let there = call(Method::GET, &stream(&ticket))
+        .send_for_status(&elsewhere)
+        .await;
+    assert_eq!(
+        status(&there),
+        refused("invalid_token"),
+        "{name}: {}",
+        there.text
+    );
+    let fresh = buy(dj.clone()).await;
+    let there = call(Method::GET, &stream(&fresh))
+        .send_for_status(&elsewhere)
+        .await;
+    assert_eq!(status(&there), ok, "{name}: {}", there.text);
+    let here = open(format!("ticket={fresh}"), Credential::None).await;
+    assert_eq!(status(&here), refused("invalid_token"), "{name}");
     // No further than its buyer may see.
     let ticket = buy(dj.clone()).await;
     let other = open(format!("ticket={ticket}&station={b}"), Credential::None).await;
@@ -1018,6 +1039,43 @@ on_every_backend! {
     principals_are_cached_briefly_and_dropped_on_change => cached_principals,
     event_tickets_are_good_once_and_no_better_than_their_credential => event_tickets,
     audit_entries_past_their_retention_are_pruned_and_the_prune_recorded => audit_retention,
+    spent_tickets_are_refused_until_they_expire_then_pruned => spent_ticket_rows,
+}
+
+async fn spent_ticket_rows(backend: &api::Backend) {
+    use grimnir_server::db::spent_tickets;
+    let name = backend.name;
+    let db = api::open(backend).await;
+    let now = Utc::now();
+    let expires = now + chrono::Duration::seconds(30);
+    let jti = uuid::Uuid::new_v4().to_string();
+    let spend = |jti: String| {
+        let db = db.clone();
+        async move {
+            db.run(move |c| spent_tickets::spend(c, &jti, expires))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(spend(jti.clone()).await, "{name}: the first time");
+    assert!(!spend(jti.clone()).await, "{name}: the second time");
+    assert!(!spend(String::new()).await, "{name}: an empty id");
+    assert!(!spend("x".repeat(37)).await, "{name}: an id no ticket has");
+    let prune = |before| {
+        let db = db.clone();
+        async move {
+            db.run(move |c| spent_tickets::prune(c, before))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(prune(now).await, 0, "{name}: not expired yet");
+    assert!(!spend(jti.clone()).await, "{name}: still spent");
+    assert_eq!(
+        prune(expires + chrono::Duration::seconds(1)).await,
+        1,
+        "{name}"
+    );
 }
 
 /// `audit::prune` deletes what is older than its cutoff, in batches, keeps the rest, and says

@@ -59,6 +59,7 @@ fn check_every_table(conn: &mut DbConnection) -> Result<(), StorageError> {
         dsp_graphs,
         migration_jobs,
         refresh_tokens,
+        spent_tickets,
         api_keys,
         audit_log,
         station_programmes,

@@ -74,8 +74,6 @@ struct Inner {
     principals: std::sync::Mutex<
         std::collections::HashMap<(UserId, crate::db::refresh_tokens::FamilyId), CachedPrincipal>,
     >,
-    /// Event stream tickets presented here: their ids, and when each would have expired.
-    spent_tickets: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 /// How long a signed-in principal read from the database is used again without reading it
@@ -130,7 +128,6 @@ impl Auth {
             public_address: RateLimiter::new(limits.public_per_address),
             per_user: RateLimiter::new(limits.per_user),
             principals: Default::default(),
-            spent_tickets: Default::default(),
         }))
     }
 
@@ -179,20 +176,6 @@ impl Auth {
                 generation,
             },
         );
-    }
-
-    /// Spends the ticket `jti`, valid until `expires_at` (Unix seconds): `false` when it was
-    /// spent before. Ids are kept until their ticket would have expired, so the set holds no
-    /// more than the tickets of the last [`token::TICKET_TTL`].
-    pub(crate) fn spend_ticket(&self, jti: &str, expires_at: i64, now: i64) -> bool {
-        let mut spent = self
-            .0
-            .spent_tickets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Expired ids can go: an expired ticket is refused before it gets here.
-        spent.retain(|_, expires| *expires >= now);
-        spent.insert(jti.to_owned(), expires_at).is_none()
     }
 
     /// The access-token keys.

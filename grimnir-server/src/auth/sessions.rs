@@ -18,7 +18,7 @@
 //! must exist and be enabled, and its session must not be revoked; an API key must match a
 //! stored key that is neither revoked nor expired, of an enabled user.
 
-use chrono::{NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::Connection as _;
 
 use super::Auth;
@@ -29,7 +29,7 @@ use super::token::{self, REFRESH_TTL, TokenError};
 use crate::audit::{self, Actor, Entry};
 use crate::db::refresh_tokens::{self, FamilyId};
 use crate::db::users::{self, User, UserId};
-use crate::db::{Database, DbConnection, StorageError, api_keys, members, now};
+use crate::db::{Database, DbConnection, StorageError, api_keys, members, now, spent_tickets};
 
 /// Why a sign-in, refresh or authentication failed.
 #[derive(Debug, thiserror::Error)]
@@ -434,16 +434,19 @@ impl Auth {
     }
 
     /// The principal of an event stream ticket, which is spent: a ticket presented a second
-    /// time to this server is refused. Its credential is checked as when it is used itself:
-    /// a session that has ended, a revoked key or a disabled user refuse the ticket too.
-    ///
-    /// Spent tickets are remembered by each server instance, so behind a load balancer a copied
-    /// ticket could open one stream on each instance within its 30 seconds.
+    /// time is refused, by this server or any other sharing its database
+    /// ([`crate::db::spent_tickets`]). Its credential is checked as when it is used itself: a
+    /// session that has ended, a revoked key or a disabled user refuse the ticket too.
     pub async fn redeem_ticket(&self, db: &Database, ticket: &str) -> Result<Principal, AuthError> {
         let claims = self.keys().verify_ticket(ticket)?;
         let malformed = || AuthError::InvalidToken("not an event stream ticket".into());
         let user: UserId = claims.sub.parse().map_err(|_| malformed())?;
-        if !self.spend_ticket(&claims.jti, claims.exp, Utc::now().timestamp()) {
+        let expires_at = DateTime::from_timestamp(claims.exp, 0).ok_or_else(malformed)?;
+        let jti = claims.jti.clone();
+        let first = db
+            .run(move |conn| spent_tickets::spend(conn, &jti, expires_at))
+            .await?;
+        if !first {
             return Err(AuthError::InvalidToken(
                 "the ticket was used before; ask for a new one".into(),
             ));

@@ -9,7 +9,8 @@
 //! - [`migrations`] embeds the schema migrations of each backend; [`Database::migrate`] applies
 //!   them.
 //! - Repositories, each a set of blocking functions on a [`DbConnection`]: [`stations`],
-//!   [`users`], [`members`] (a user's role at a station), [`refresh_tokens`], [`api_keys`] and
+//!   [`users`], [`members`] (a user's role at a station), [`refresh_tokens`],
+//!   [`spent_tickets`] (event stream tickets already presented), [`api_keys`] and
 //!   [`dsp_graphs`].
 //! - The media library: [`media`] (items, tags and the analysis queue).
 //! - Outputs and external streams: [`encoder_presets`], [`mounts`] and [`webstreams`].
@@ -54,6 +55,7 @@ pub mod schedule;
 pub mod schema;
 pub mod shows;
 pub mod smart_blocks;
+pub mod spent_tickets;
 pub mod stations;
 mod url;
 pub mod users;

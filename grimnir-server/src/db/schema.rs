@@ -482,6 +482,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Event stream tickets presented, kept until they would have expired: a ticket is good
+    /// once across every server sharing the database.
+    spent_tickets (jti) {
+        /// The ticket's id (its `jti` claim).
+        jti -> Text,
+        /// When the ticket expires (UTC); the row can go then.
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     /// API keys for integrations and webhooks: a public prefix and the hash of the secret.
     api_keys {
         /// Primary key: a UUID as text.
@@ -600,6 +611,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     dsp_graphs,
     migration_jobs,
     refresh_tokens,
+    spent_tickets,
     api_keys,
     audit_log,
 );
