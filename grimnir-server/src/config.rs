@@ -10,7 +10,7 @@
 //! | `data_dir` | `GRIMNIR_DATA_DIR` | `RLM_DATA_DIR` | `./data` |
 //! | `stations_dir` | `GRIMNIR_STATIONS_DIR` | `RLM_STATIONS_DIR` | none: no station files |
 //! | `http.listen` | `GRIMNIR_HTTP_LISTEN` | `RLM_HTTP_LISTEN` | `127.0.0.1:8080` |
-//! | `http.trusted_proxies` | `GRIMNIR_HTTP_TRUSTED_PROXIES` | `RLM_HTTP_TRUSTED_PROXIES` | none (a list in the file, comma-separated in the variable) |
+//! | `http.trusted_proxies` | `GRIMNIR_HTTP_TRUSTED_PROXIES` | `RLM_HTTP_TRUSTED_PROXIES` | none (addresses or networks such as `10.0.0.0/8`: a list in the file, comma-separated in the variable) |
 //! | `database.url` | `GRIMNIR_DATABASE_URL` | `RLM_DATABASE_URL` | `sqlite://<data_dir>/grimnir.db` |
 //! | `database.pool_size` | `GRIMNIR_DATABASE_POOL_SIZE` | `RLM_DATABASE_POOL_SIZE` | `8` |
 //! | `database.connect_timeout_secs` | `GRIMNIR_DATABASE_CONNECT_TIMEOUT_SECS` | `RLM_DATABASE_CONNECT_TIMEOUT_SECS` | `5` |
@@ -65,6 +65,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::auth::RateLimits;
@@ -321,7 +322,32 @@ struct FileHttp {
     #[serde(default, deserialize_with = "from_str_field")]
     listen: Option<SocketAddr>,
     #[serde(default)]
-    trusted_proxies: Option<Vec<IpAddr>>,
+    trusted_proxies: Option<Vec<ProxyNet>>,
+}
+
+/// A trusted proxy as written: an address (`10.0.0.1`) or a network (`10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+struct ProxyNet(IpNet);
+
+impl TryFrom<String> for ProxyNet {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        parse_proxy(&s).map(ProxyNet)
+    }
+}
+
+/// An address is a network of one; a network's host bits are dropped (`10.1.2.3/8` is
+/// `10.0.0.0/8`).
+fn parse_proxy(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .map(|net| net.trunc())
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            format!("`{s}` is not an IP address or network such as 10.0.0.1 or 10.0.0.0/8")
+        })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -360,10 +386,10 @@ struct FileEventBus {
 pub struct HttpConfig {
     /// Address and port to listen on; port 0 picks a free one.
     pub listen: SocketAddr,
-    /// Reverse proxies whose `X-Forwarded-For` is believed: behind them, the client address
-    /// (for rate limits and the audit log) is the last address in that header that is not one
-    /// of them. Empty: the peer of the connection is the client.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed, as addresses or networks: behind
+    /// them, the client address (for rate limits and the audit log) is the last address in
+    /// that header that is not one of them. Empty: the peer of the connection is the client.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// The database.
@@ -777,13 +803,15 @@ impl Config {
             s.split(',')
                 .map(str::trim)
                 .filter(|a| !a.is_empty())
-                .map(|a| {
-                    a.parse::<IpAddr>()
-                        .map_err(|_| format!("`{a}` is not an IP address such as 10.0.0.1"))
-                })
+                .map(parse_proxy)
                 .collect::<Result<Vec<_>, _>>()
         })?
-        .or(parsed.http.trusted_proxies)
+        .or_else(|| {
+            parsed
+                .http
+                .trusted_proxies
+                .map(|nets| nets.into_iter().map(|ProxyNet(net)| net).collect())
+        })
         .unwrap_or_default();
         let url = env_value(env, &DATABASE_URL, &mut warnings, str::parse::<DatabaseUrl>)?
             .or(parsed.database.url)
@@ -1191,18 +1219,37 @@ mod tests {
 
     #[test]
     fn trusted_proxies_come_from_the_file_or_a_list_in_a_variable() {
-        let env = EnvVars::from_pairs([("GRIMNIR_HTTP_TRUSTED_PROXIES", "10.0.0.1, ::1")]);
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let env = EnvVars::from_pairs([(
+            "GRIMNIR_HTTP_TRUSTED_PROXIES",
+            "10.0.0.1, ::1, 172.18.3.4/16",
+        )]);
         let (config, _) = Config::load(None, &env).unwrap();
         assert_eq!(
             config.http.trusted_proxies,
-            [
-                "10.0.0.1".parse::<IpAddr>().unwrap(),
-                "::1".parse().unwrap()
-            ]
+            [net("10.0.0.1/32"), net("::1/128"), net("172.18.0.0/16")]
         );
-        let env = EnvVars::from_pairs([("RLM_HTTP_TRUSTED_PROXIES", "10.0.0.0/8")]);
-        let err = Config::load(None, &env).unwrap_err();
-        assert!(err.to_string().contains("not an IP address"), "{err}");
+        for bad in ["10.0.0.0/33", "proxy.local"] {
+            let env = EnvVars::from_pairs([("RLM_HTTP_TRUSTED_PROXIES", bad)]);
+            let err = Config::load(None, &env).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("is not an IP address or network such as 10.0.0.1 or 10.0.0.0/8"),
+                "{bad}: {err}"
+            );
+        }
+        let parsed = parse_file(
+            Path::new("x.yaml"),
+            "http:\n  trusted_proxies: [10.0.0.1, fd00::/8]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.http.trusted_proxies,
+            Some(vec![
+                ProxyNet(net("10.0.0.1/32")),
+                ProxyNet(net("fd00::/8"))
+            ])
+        );
         let err = file_error("http:\n  trusted_proxies: [10.0.0.1, nope]\n");
         let ConfigError::File { field, .. } = &err else {
             panic!("{err:?}");

@@ -1265,7 +1265,7 @@ async fn behind_a_trusted_proxy_limits_and_audit_use_the_forwarded_address() {
     let auth = Auth::behind_proxies(
         &common::TEST_SECRET.parse().unwrap(),
         limits,
-        vec![proxy.ip()],
+        vec![proxy.ip().into()],
     );
     let world = World::new(common::with_auth(db.clone(), auth)).await;
     let attempt = |peer: SocketAddr, forwarded: &'static str| {

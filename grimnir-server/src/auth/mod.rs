@@ -19,6 +19,8 @@ pub mod sessions;
 pub mod token;
 
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,7 +66,7 @@ pub struct Limited {
 #[derive(Debug)]
 struct Inner {
     keys: TokenKeys,
-    trusted_proxies: Vec<IpAddr>,
+    trusted_proxies: Vec<IpNet>,
     limits: RateLimits,
     login_address: RateLimiter<IpAddr>,
     login_account: RateLimiter<String>,
@@ -113,11 +115,12 @@ impl Auth {
     }
 
     /// Like [`Auth::new`], behind reverse proxies whose `X-Forwarded-For` is believed (see
-    /// [`Auth::client_ip`]).
+    /// [`Auth::client_ip`]): every address in `trusted_proxies` (a single proxy is a network of
+    /// one address, `10.0.0.1/32`).
     pub fn behind_proxies(
         secret: &JwtSecret,
         limits: RateLimits,
-        trusted_proxies: Vec<IpAddr>,
+        trusted_proxies: Vec<IpNet>,
     ) -> Self {
         Auth(Arc::new(Inner {
             keys: TokenKeys::new(secret),
@@ -193,15 +196,19 @@ impl Auth {
     /// a trusted proxy. Addresses a client wrote into the header itself come before those and
     /// are never used, so a client cannot pick its rate-limit bucket.
     pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
-        let trusted = &self.0.trusted_proxies;
+        // An IPv4 peer on a dual-stack socket shows as `::ffff:a.b.c.d`.
+        let trusted = |ip: &IpAddr| {
+            let ip = ip.to_canonical();
+            self.0.trusted_proxies.iter().any(|net| net.contains(&ip))
+        };
         let peer = peer?;
-        if !trusted.contains(&peer) {
+        if !trusted(&peer) {
             return Some(peer);
         }
         let mut client = peer;
         for hop in forwarded_for.unwrap_or_default().rsplit(',') {
             match hop.trim().parse::<IpAddr>() {
-                Ok(ip) if trusted.contains(&ip) => client = ip,
+                Ok(ip) if trusted(&ip) => client = ip,
                 Ok(ip) => return Some(ip),
                 // Garbage in the header: stop at the last address known to be good.
                 Err(_) => break,
@@ -262,7 +269,7 @@ mod tests {
         let proxied = Auth::behind_proxies(
             &secret,
             RateLimits::default(),
-            vec![ip("10.0.0.1"), ip("10.0.0.2")],
+            vec![ip("10.0.0.1").into(), ip("10.0.0.2").into()],
         );
         // Through two proxies; the client claimed to be 1.2.3.4 first.
         assert_eq!(
@@ -284,5 +291,32 @@ mod tests {
             Some(ip("10.0.0.2"))
         );
         assert_eq!(proxied.client_ip(None, Some("203.0.113.9")), None);
+
+        // Proxies given as networks (a container network, say); v4-mapped peers match too.
+        let networks = Auth::behind_proxies(
+            &secret,
+            RateLimits::default(),
+            vec![
+                "172.16.0.0/12".parse().unwrap(),
+                "fd00::/8".parse().unwrap(),
+            ],
+        );
+        assert_eq!(
+            networks.client_ip(Some(ip("172.18.0.5")), Some("203.0.113.9, 172.31.255.1")),
+            Some(ip("203.0.113.9"))
+        );
+        assert_eq!(
+            networks.client_ip(Some(ip("::ffff:172.18.0.5")), Some("203.0.113.9")),
+            Some(ip("203.0.113.9"))
+        );
+        assert_eq!(
+            networks.client_ip(Some(ip("fd12::7")), Some("2001:db8::1")),
+            Some(ip("2001:db8::1"))
+        );
+        // Just outside the network: not a proxy.
+        assert_eq!(
+            networks.client_ip(Some(ip("172.32.0.1")), Some("203.0.113.9")),
+            Some(ip("172.32.0.1"))
+        );
     }
 }
