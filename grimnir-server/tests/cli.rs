@@ -232,17 +232,21 @@ async fn serve_logs_json_in_production_and_stops_on_sigterm() {
     served.wait_for("the end", |l| l["message"] == "stopped");
 }
 
+/// The database `grimnir migrate` makes in `dir` (SQLite under `data/`), opened here.
+async fn migrated(dir: &Path) -> grimnir_server::db::Database {
+    let out = run(grimnir(dir).arg("migrate"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let url = format!("sqlite://{}", dir.join("data/grimnir.db").display());
+    grimnir_server::db::Database::open(url.parse().unwrap(), Default::default())
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_station_executor_logs_carries_the_station_id() {
-    use grimnir_server::db::Database;
     use grimnir_server::db::stations::{self, NewStation};
     let dir = tempfile::tempdir().unwrap();
-    let migrated = run(grimnir(dir.path()).arg("migrate"));
-    assert!(migrated.status.success(), "{}", text(&migrated.stderr));
-    let url = format!("sqlite://{}", dir.path().join("data/grimnir.db").display());
-    let db = Database::open(url.parse().unwrap(), Default::default())
-        .await
-        .unwrap();
+    let db = migrated(dir.path()).await;
     let station = db
         .run(|c| stations::create(c, &NewStation::new("Logged FM", "UTC")))
         .await
@@ -266,14 +270,9 @@ async fn what_a_station_executor_logs_carries_the_station_id() {
 async fn serve_deletes_audit_entries_past_their_retention() {
     use diesel::prelude::*;
     use grimnir_server::audit::{self, Actor, Entry};
-    use grimnir_server::db::{Database, Page, schema};
+    use grimnir_server::db::{Page, schema};
     let dir = tempfile::tempdir().unwrap();
-    let migrated = run(grimnir(dir.path()).arg("migrate"));
-    assert!(migrated.status.success(), "{}", text(&migrated.stderr));
-    let url = format!("sqlite://{}", dir.path().join("data/grimnir.db").display());
-    let db = Database::open(url.parse().unwrap(), Default::default())
-        .await
-        .unwrap();
+    let db = migrated(dir.path()).await;
     // Ten days old, and one from now.
     db.run(|c| {
         let old = audit::record(c, &Entry::new(Actor::System, "test.old", "thing"))?;
